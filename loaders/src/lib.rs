@@ -1,0 +1,1 @@
+//! Rockchip loader formats: the RKBOOT/LDR container, RKNS ID blocks and the SoC table.
