@@ -27,7 +27,43 @@ impl ByteRange {
     pub const fn overlaps(&self, other: &ByteRange) -> bool {
         self.start < other.end() && other.start < self.end()
     }
+
+    pub const fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Builds `[start, end)`; `None` when `end < start`.
+    pub const fn from_bounds(start: u64, end: u64) -> Option<Self> {
+        if end < start {
+            None
+        } else {
+            Some(Self::new(start, end - start))
+        }
+    }
+
+    /// The bytes both ranges cover, if any.
+    pub fn intersection(&self, other: &ByteRange) -> Option<ByteRange> {
+        let start = self.start.max(other.start);
+        let end = self.end().min(other.end());
+        (start < end).then(|| ByteRange::new(start, end - start))
+    }
+
+    /// This range cut off at `limit` (e.g. the end of an image); `None` if nothing is left.
+    pub fn clip_to(&self, limit: u64) -> Option<ByteRange> {
+        self.intersection(&ByteRange::new(0, limit))
+    }
 }
+
+impl std::fmt::Display for ByteRange {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "bytes {}..{}", self.start, self.end())
+    }
+}
+
+/// How much of the end of the target storage is wiped after flashing: the device's old
+/// backup GPT (header and entries, 33 sectors) lives in its last sectors, and 1 MiB covers
+/// it with room for tools that align it (talos-overlay.md §4.3).
+pub const OLD_BACKUP_GPT_WIPE_LEN: u64 = 1024 * 1024;
 
 /// Where a board's boot chain and partition table live on its boot storage.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +93,9 @@ pub struct BoardLayout {
     /// GPT partition names whose whole extent must be written, zeros included.
     /// Talos's META holds the ADV; a stale one left on the eMMC would inject old settings.
     pub must_write_partitions: &'static [&'static str],
+    /// Further fixed byte ranges that must be written in full (none on the M6: its
+    /// bootloader and GPT lie inside `must_write_prefix`).
+    pub must_write_ranges: &'static [ByteRange],
     /// The GPT partition names a Talos image built with this board's overlay carries, in order.
     pub talos_partitions: &'static [&'static str],
 }
@@ -73,6 +112,7 @@ pub const NANOPI_M6: BoardLayout = BoardLayout {
     gpt_entry_size: 128,
     must_write_prefix: 11 * 1024 * 1024,
     must_write_partitions: &["META"],
+    must_write_ranges: &[],
     talos_partitions: &["EFI", "BIOS", "BOOT", "META"],
 };
 

@@ -1,0 +1,121 @@
+//! Random access to image or storage bytes without owning a file.
+//!
+//! The GPT reader and the pre-flight check need a handful of sectors at known offsets
+//! (LBA 0, LBA 1, the entry array, the backup header at the end). The flasher has them
+//! in different shapes: a buffered prefix of a streamed image, a raw file, or a board's
+//! storage read over USB. [`ReadAt`] is the one interface all of them fit.
+
+use std::io::{self, Read, Seek, SeekFrom};
+
+/// A source of bytes addressed by absolute offset.
+pub trait ReadAt {
+    /// Fills all of `buf` from `offset`.
+    ///
+    /// Must fail with [`io::ErrorKind::UnexpectedEof`] when the source ends (or its
+    /// available window ends) before `offset + buf.len()`; readers treat that as "the data
+    /// is not there" rather than as an I/O failure.
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()>;
+}
+
+impl<T: ReadAt + ?Sized> ReadAt for &mut T {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (**self).read_exact_at(offset, buf)
+    }
+}
+
+fn eof(offset: u64, len: usize) -> io::Error {
+    io::Error::new(
+        io::ErrorKind::UnexpectedEof,
+        format!("{len} bytes at offset {offset} lie beyond the available data"),
+    )
+}
+
+/// Bytes held in memory that start at image offset 0.
+impl ReadAt for [u8] {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        Window::new(0, self).read_exact_at(offset, buf)
+    }
+}
+
+impl ReadAt for Vec<u8> {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.as_mut_slice().read_exact_at(offset, buf)
+    }
+}
+
+/// A slice of an image held in memory, starting at image offset `base` (for example the
+/// tail of a streamed image kept to check its backup GPT).
+#[derive(Debug, Clone, Copy)]
+pub struct Window<'a> {
+    base: u64,
+    bytes: &'a [u8],
+}
+
+impl<'a> Window<'a> {
+    pub fn new(base: u64, bytes: &'a [u8]) -> Self {
+        Self { base, bytes }
+    }
+}
+
+impl ReadAt for Window<'_> {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let source = offset
+            .checked_sub(self.base)
+            .and_then(|rel| usize::try_from(rel).ok())
+            .and_then(|start| Some(start..start.checked_add(buf.len())?))
+            .and_then(|range| self.bytes.get(range))
+            .ok_or_else(|| eof(offset, buf.len()))?;
+        buf.copy_from_slice(source);
+        Ok(())
+    }
+}
+
+/// Adapts a closure `(offset, buf) -> io::Result<()>`, e.g. one that reads sectors from a
+/// board over USB.
+pub struct ReadAtFn<F>(pub F);
+
+impl<F: FnMut(u64, &mut [u8]) -> io::Result<()>> ReadAt for ReadAtFn<F> {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        (self.0)(offset, buf)
+    }
+}
+
+/// Adapts any `Read + Seek` (a `File`, a `Cursor`).
+pub struct SeekReader<R>(pub R);
+
+impl<R: Read + Seek> ReadAt for SeekReader<R> {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.seek(SeekFrom::Start(offset))?;
+        self.0.read_exact(buf)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn window_reads_inside_and_reports_eof_outside() {
+        let data: Vec<u8> = (0..=255).collect();
+        let mut w = Window::new(1000, &data);
+        let mut buf = [0u8; 4];
+        w.read_exact_at(1010, &mut buf).unwrap();
+        assert_eq!(buf, [10, 11, 12, 13]);
+        for offset in [999, 1253, u64::MAX - 1] {
+            let err = w.read_exact_at(offset, &mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn seek_reader_and_closure_read_the_same_bytes() {
+        let data: Vec<u8> = (0..100).collect();
+        let mut a = SeekReader(io::Cursor::new(data.clone()));
+        let mut b = ReadAtFn(|off: u64, buf: &mut [u8]| data.clone().read_exact_at(off, buf));
+        let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
+        a.read_exact_at(40, &mut x).unwrap();
+        b.read_exact_at(40, &mut y).unwrap();
+        assert_eq!(x, y);
+        assert_eq!(x[0], 40);
+    }
+}
