@@ -1,0 +1,217 @@
+//! Every loader in the shared test data parses, verifies, matches the collected
+//! field values and writes back to identical bytes; the negative vector is rejected.
+
+use std::path::{Path, PathBuf};
+
+use rockusb_loaders::{ContainerError, EntryKind, LoaderContainer, RawFileKind};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+fn hex(data: &[u8]) -> String {
+    data.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn expected_values(dir: &Path) -> Value {
+    let text = std::fs::read_to_string(dir.join("expected_values.json")).unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn loader_files(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("loaders"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
+}
+
+fn kind_label(kind: EntryKind) -> &'static str {
+    match kind {
+        EntryKind::Area471 => "471",
+        EntryKind::Area472 => "472",
+        EntryKind::Loader => "loader",
+    }
+}
+
+#[test]
+fn every_loader_matches_expected_values() {
+    let Some(dir) = rockusb_testkit::testdata("every_loader_matches_expected_values") else {
+        return;
+    };
+    let expected = expected_values(&dir);
+    let files = loader_files(&dir);
+    assert!(
+        files.len() >= 24,
+        "expected the 24 loaders, found {}",
+        files.len()
+    );
+    for path in files {
+        let key = format!("loaders/{}", path.file_name().unwrap().to_str().unwrap());
+        let want = &expected[&key]["analysis"];
+        assert!(want.is_object(), "{key} missing from expected_values.json");
+        let bytes = std::fs::read(&path).unwrap();
+        let c = LoaderContainer::parse(&bytes).unwrap_or_else(|e| panic!("{key}: {e}"));
+        let h = c.header();
+
+        assert_eq!(hex(&h.tag.magic()), want["magic_bytes"], "{key} magic");
+        assert_eq!(
+            format!("{:#x}", h.version),
+            want["version"],
+            "{key} version"
+        );
+        assert_eq!(
+            format!("{:#x}", h.merger_version),
+            want["merge_version"],
+            "{key} merge version"
+        );
+        assert_eq!(
+            h.release_time.to_string(),
+            want["release_time"],
+            "{key} time"
+        );
+        assert_eq!(hex(&h.chip.file_bytes()), want["chip_bytes"], "{key} chip");
+        assert_eq!(
+            format!("{:#x}", h.chip.as_u32()),
+            want["chip_u32"],
+            "{key} chip u32"
+        );
+        assert_eq!(u64::from(h.sign_flag), want["sign_flag"], "{key} sign flag");
+        assert_eq!(u64::from(h.rc4_flag), want["rc4_flag"], "{key} rc4 flag");
+        for kind in EntryKind::ALL {
+            let field = format!("{}_count", kind_label(kind));
+            assert_eq!(
+                c.entries(kind).count() as u64,
+                want[&field],
+                "{key} {field}"
+            );
+        }
+
+        let want_entries = want["entries"].as_array().unwrap();
+        assert_eq!(
+            c.all_entries().len(),
+            want_entries.len(),
+            "{key} entry count"
+        );
+        for (entry, w) in c.all_entries().iter().zip(want_entries) {
+            let what = format!("{key} entry {}", entry.name);
+            assert_eq!(kind_label(entry.kind), w["kind"], "{what} kind");
+            assert_eq!(entry.name, w["name"], "{what} name");
+            assert_eq!(
+                u64::from(entry.file_offset.unwrap()),
+                w["data_offset"],
+                "{what} offset"
+            );
+            assert_eq!(entry.data.len() as u64, w["data_size"], "{what} size");
+            assert_eq!(u64::from(entry.delay_ms), w["delay"], "{what} delay");
+            assert_eq!(
+                hex(&Sha256::digest(&entry.data)),
+                w["data_sha256"],
+                "{what} sha256"
+            );
+            // Decoding per the container's rules yields the plain first bytes the
+            // collector recorded for the matching framing.
+            let decoded = entry.decoded(c.tag());
+            let framing = match entry.encoding(c.tag()) {
+                rockusb_loaders::PayloadEncoding::Raw => "raw",
+                rockusb_loaders::PayloadEncoding::Rc4Stream => "rc4_stream",
+                rockusb_loaders::PayloadEncoding::Rc4PerBlock => "rc4_512",
+            };
+            assert_eq!(
+                hex(&decoded[..8]),
+                w["first8"][framing],
+                "{what} decoded first bytes"
+            );
+        }
+        assert_eq!(want["crc_ok"], true);
+        let stored = u32::from_le_bytes(bytes[bytes.len() - 4..].try_into().unwrap());
+        assert_eq!(
+            format!("{stored:#x}"),
+            want["crc_stored_last4"],
+            "{key} crc"
+        );
+    }
+}
+
+#[test]
+fn every_loader_writes_back_identically() {
+    let Some(dir) = rockusb_testkit::testdata("every_loader_writes_back_identically") else {
+        return;
+    };
+    for path in loader_files(&dir) {
+        let bytes = std::fs::read(&path).unwrap();
+        let c = LoaderContainer::parse(&bytes).unwrap();
+        assert!(c.has_canonical_layout(), "{}", path.display());
+        let written = c.to_bytes().unwrap();
+        assert!(written == bytes, "{}: rewrite differs", path.display());
+    }
+}
+
+#[test]
+fn negative_vector_is_rejected_as_raw_spl() {
+    let Some(dir) = rockusb_testkit::testdata("negative_vector_is_rejected_as_raw_spl") else {
+        return;
+    };
+    let mut seen = 0;
+    for entry in std::fs::read_dir(dir.join("loaders/negative")).unwrap() {
+        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+        let err = LoaderContainer::parse(&bytes).unwrap_err();
+        assert_eq!(
+            err,
+            ContainerError::RawFile {
+                kind: RawFileKind::RawSpl
+            }
+        );
+        let message = err.to_string();
+        assert!(message.contains("raw SPL"), "{message}");
+        assert!(message.contains("not a loader container"), "{message}");
+        seen += 1;
+    }
+    assert!(seen >= 1);
+}
+
+#[test]
+fn damaged_copies_name_the_failed_check() {
+    let Some(dir) = rockusb_testkit::testdata("damaged_copies_name_the_failed_check") else {
+        return;
+    };
+    let bytes =
+        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
+
+    let cut = &bytes[..bytes.len() - 1000];
+    assert!(matches!(
+        LoaderContainer::parse(cut),
+        Err(ContainerError::Truncated { actual, .. }) if actual == cut.len() as u64
+    ));
+
+    let mut flipped = bytes.clone();
+    flipped[100_000] ^= 0x40;
+    let err = LoaderContainer::parse(&flipped).unwrap_err();
+    assert_eq!(
+        err,
+        ContainerError::CrcMismatch {
+            expected: 0x8694_1314,
+            actual: rockusb_loaders::crc32::rockchip_crc32(&flipped[..flipped.len() - 4]),
+        }
+    );
+    assert!(err.to_string().contains("0x86941314"));
+
+    let mut bad_magic = bytes.clone();
+    bad_magic[..4].copy_from_slice(b"ZZZZ");
+    let err = LoaderContainer::parse(&bad_magic).unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("this is not a Rockchip loader container")
+    );
+
+    // Entry #1 (the DDR blob) pointing into the header.
+    let mut bad_offset = bytes.clone();
+    bad_offset[159 + 45..159 + 49].copy_from_slice(&10u32.to_le_bytes());
+    let crc = rockusb_loaders::crc32::rockchip_crc32(&bad_offset[..bad_offset.len() - 4]);
+    let n = bad_offset.len();
+    bad_offset[n - 4..].copy_from_slice(&crc.to_le_bytes());
+    assert!(matches!(
+        LoaderContainer::parse(&bad_offset),
+        Err(ContainerError::EntryOutOfBounds { ref name, .. }) if name == "rk3588_ddr_lp4_2112M"
+    ));
+}
