@@ -1,4 +1,13 @@
+//! `nanopi-m6`: the Talos overlay installer for the FriendlyElec NanoPi M6.
+
+use std::io::Write;
+
 fn main() {
-    eprintln!("nanopi-m6: not yet implemented");
-    std::process::exit(1);
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    let mut stdout = std::io::stdout().lock();
+    if let Err(err) = nanopi_m6_installer::cli::run(&args, &mut std::io::stdin().lock(), &mut stdout) {
+        let _ = stdout.flush();
+        eprintln!("{}", nanopi_m6_installer::error_chain(&err));
+        std::process::exit(1);
+    }
 }

@@ -1,0 +1,84 @@
+//! The `nanopi-m6` command line: exactly the Talos overlay adapter's contract.
+//! One argument, `get-options` or `install`; YAML on stdin; any failure is a message on
+//! stderr and exit status 1 (the caller in `main` does the printing and exiting).
+
+use crate::board::{LAYOUT, OVERLAY_NAME};
+use crate::install::{self, InstallError};
+use crate::options::{BoardOptions, OptionsError};
+use crate::protocol::{self, OverlayOptions, PartitionOptions, ProtocolError};
+use crate::disk::WriteOutcome;
+use std::ffi::OsString;
+use std::io::{Read, Write};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum CliError {
+    // These two texts match the Go adapter word for word.
+    #[error("missing command")]
+    MissingCommand,
+    #[error("unknown command: {0}")]
+    UnknownCommand(String),
+    #[error("reading stdin failed: {0}")]
+    Stdin(#[source] std::io::Error),
+    #[error("writing stdout failed: {0}")]
+    Stdout(#[source] std::io::Error),
+    #[error(transparent)]
+    Protocol(#[from] ProtocolError),
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error(transparent)]
+    Install(#[from] InstallError),
+}
+
+/// Runs one protocol command. `args` excludes the program name.
+pub fn run(args: &[OsString], stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<(), CliError> {
+    // Like the Go adapter, only the first argument is looked at.
+    let command = args.first().ok_or(CliError::MissingCommand)?;
+    let mut input = Vec::new();
+    match command.to_str() {
+        Some("get-options") => {
+            stdin.read_to_end(&mut input).map_err(CliError::Stdin)?;
+            get_options(&input, stdout)
+        }
+        Some("install") => {
+            stdin.read_to_end(&mut input).map_err(CliError::Stdin)?;
+            run_install(&input, stdout)
+        }
+        _ => Err(CliError::UnknownCommand(command.to_string_lossy().into_owned())),
+    }
+}
+
+fn get_options(input: &[u8], stdout: &mut dyn Write) -> Result<(), CliError> {
+    let extra = protocol::decode_extra_options(input)?;
+    let options = BoardOptions::from_map(&extra)?;
+    let reply = OverlayOptions {
+        name: OVERLAY_NAME.to_owned(),
+        kernel_args: options.kernel_args(),
+        partition_options: PartitionOptions {
+            offset: LAYOUT.gpt_skip_lbas,
+        },
+    };
+    let yaml = protocol::encode_options(&reply)?;
+    stdout.write_all(yaml.as_bytes()).map_err(CliError::Stdout)?;
+    stdout.flush().map_err(CliError::Stdout)
+}
+
+fn run_install(input: &[u8], stdout: &mut dyn Write) -> Result<(), CliError> {
+    let request = protocol::decode_install_request(input)?;
+    let report = install::install(&request)?;
+    // The host ignores stdout on install; it is a log for people running it by hand.
+    let what = match report.bootloader {
+        WriteOutcome::Written => "wrote",
+        WriteOutcome::AlreadyPresent => "already up to date:",
+    };
+    let mut log = format!(
+        "{what} u-boot-rockchip.bin ({} bytes) at byte {} of {}\n",
+        report.bootloader_len,
+        LAYOUT.bootloader_offset(),
+        request.install_disk
+    );
+    for file in &report.dtb_files {
+        log.push_str(&format!("installed DTB {}\n", file.display()));
+    }
+    stdout.write_all(log.as_bytes()).map_err(CliError::Stdout)
+}

@@ -1,0 +1,93 @@
+//! The `install` step: validate everything first, then write the bootloader and the DTB.
+
+use crate::board::{BOOTLOADER_ARTIFACT, DTB_ARTIFACT_DIR, LAYOUT};
+use crate::bootloader::{self, BootloaderError};
+use crate::disk::{self, DiskError, WriteOutcome};
+use crate::dtb_gate::{self, DtbGateError};
+use crate::dtb_install::{self, DtbInstallError};
+use crate::options::{BoardOptions, OptionsError};
+use crate::protocol::InstallRequest;
+use std::path::{Path, PathBuf};
+use thiserror::Error;
+
+#[derive(Debug, Error)]
+pub enum InstallError {
+    #[error("installDisk is empty; the host must name the disk (or image file) to install to")]
+    NoInstallDisk,
+    #[error("artifactsPath is empty; the host must point at the overlay's artifacts directory")]
+    NoArtifactsPath,
+    #[error(transparent)]
+    Options(#[from] OptionsError),
+    #[error("cannot read the overlay artifact {path}: {source}; is the overlay image complete?")]
+    Artifact {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{path}: {source}")]
+    Bootloader {
+        path: PathBuf,
+        #[source]
+        source: BootloaderError,
+    },
+    #[error("{path}: {source}")]
+    Dtb {
+        path: PathBuf,
+        #[source]
+        source: DtbGateError,
+    },
+    #[error(transparent)]
+    Disk(#[from] DiskError),
+    #[error(transparent)]
+    DtbInstall(#[from] DtbInstallError),
+}
+
+/// What an install did, for the log on stdout.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct InstallReport {
+    pub bootloader: WriteOutcome,
+    pub bootloader_len: u64,
+    pub dtb_files: Vec<PathBuf>,
+}
+
+fn read_artifact(path: &Path) -> Result<Vec<u8>, InstallError> {
+    std::fs::read(path).map_err(|source| InstallError::Artifact {
+        path: path.to_path_buf(),
+        source,
+    })
+}
+
+pub fn install(request: &InstallRequest) -> Result<InstallReport, InstallError> {
+    if request.install_disk.is_empty() {
+        return Err(InstallError::NoInstallDisk);
+    }
+    if request.artifacts_path.is_empty() {
+        return Err(InstallError::NoArtifactsPath);
+    }
+    let options = BoardOptions::from_map(&request.extra_options.clone().unwrap_or_default())?;
+    let artifacts = Path::new(&request.artifacts_path);
+
+    // Everything is read and checked before the first byte is written, so a bad
+    // artifact never leaves a half-installed disk behind.
+    let bootloader_path = artifacts.join(BOOTLOADER_ARTIFACT);
+    let image = read_artifact(&bootloader_path)?;
+    bootloader::validate(&image, &LAYOUT).map_err(|source| InstallError::Bootloader {
+        path: bootloader_path.clone(),
+        source,
+    })?;
+    let dtb_name = options.dtb.file_name();
+    let dtb_path = artifacts.join(DTB_ARTIFACT_DIR).join(dtb_name);
+    let dtb = read_artifact(&dtb_path)?;
+    dtb_gate::check(&dtb).map_err(|source| InstallError::Dtb {
+        path: dtb_path.clone(),
+        source,
+    })?;
+
+    let outcome = disk::write_bootloader(Path::new(&request.install_disk), &image, &LAYOUT)?;
+    let dtb_files = dtb_install::install_dtb(&request.mount_prefix, dtb_name, &dtb)?;
+    Ok(InstallReport {
+        bootloader: outcome,
+        bootloader_len: image.len() as u64,
+        dtb_files,
+    })
+}
