@@ -10,3 +10,4 @@ pub use layout::{BoardLayout, ByteRange, NANOPI_M6};
 pub mod plan;
 pub mod regions;
 pub mod zero;
+pub mod bmap;
