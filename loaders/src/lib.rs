@@ -11,6 +11,7 @@ mod bytes;
 pub mod chip;
 pub mod container;
 pub mod crc32;
+pub mod ini;
 pub mod merge;
 pub mod raw;
 pub mod rc4;

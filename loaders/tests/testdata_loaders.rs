@@ -215,3 +215,41 @@ fn damaged_copies_name_the_failed_check() {
         Err(ContainerError::EntryOutOfBounds { ref name, .. }) if name == "rk3588_ddr_lp4_2112M"
     ));
 }
+
+#[test]
+fn rk3588_v1_16_113_is_rebuilt_byte_for_byte() {
+    let Some(dir) = rockusb_testkit::testdata("rk3588_v1_16_113_is_rebuilt_byte_for_byte") else {
+        return;
+    };
+    let ini = std::fs::read_to_string(dir.join("rkboot_ini/RK3588MINIALL@f02d10e4.ini")).unwrap();
+    let components = rockusb_loaders::ini::ComponentDirs::new([dir.join("rkbin_components")]);
+    // The original's header says 2024-06-28 18:54:12.
+    let release = rockusb_loaders::ReleaseTime::from_unix_seconds(1_719_600_852);
+    let built = rockusb_loaders::ini::build_from_ini(&ini, release, &components).unwrap();
+    let bytes = built.to_bytes().unwrap();
+    let original =
+        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
+    assert_eq!(bytes.len(), original.len());
+    let first_difference = bytes.iter().zip(&original).position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "rebuild differs from the original");
+}
+
+#[test]
+fn rk3399_v1_30_130_is_rebuilt_byte_for_byte() {
+    let Some(dir) = rockusb_testkit::testdata("rk3399_v1_30_130_is_rebuilt_byte_for_byte") else {
+        return;
+    };
+    let ini = std::fs::read_to_string(dir.join("rkboot_ini/RK3399MINIALL.ini")).unwrap();
+    let components = rockusb_loaders::ini::ComponentDirs::new([dir.join("rkbin_components")]);
+    let original =
+        std::fs::read(dir.join("loaders/armbian-rkbin__rk3399_loader_v1.30.130.bin")).unwrap();
+    let release = LoaderContainer::parse(&original)
+        .unwrap()
+        .header()
+        .release_time;
+    let built = rockusb_loaders::ini::build_from_ini(&ini, release, &components).unwrap();
+    let bytes = built.to_bytes().unwrap();
+    assert_eq!(bytes.len(), original.len());
+    let first_difference = bytes.iter().zip(&original).position(|(a, b)| a != b);
+    assert_eq!(first_difference, None, "rebuild differs from the original");
+}
