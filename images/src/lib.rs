@@ -11,3 +11,5 @@ pub mod plan;
 pub mod regions;
 pub mod zero;
 pub mod bmap;
+pub mod bootloader;
+pub mod preflight;

@@ -31,15 +31,15 @@ fn eof(offset: u64, len: usize) -> io::Error {
 }
 
 /// Bytes held in memory that start at image offset 0.
-impl ReadAt for [u8] {
+impl ReadAt for &[u8] {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         Window::new(0, self).read_exact_at(offset, buf)
     }
 }
 
-impl ReadAt for Vec<u8> {
+impl ReadAt for &Vec<u8> {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        self.as_mut_slice().read_exact_at(offset, buf)
+        Window::new(0, self).read_exact_at(offset, buf)
     }
 }
 
@@ -111,7 +111,7 @@ mod tests {
     fn seek_reader_and_closure_read_the_same_bytes() {
         let data: Vec<u8> = (0..100).collect();
         let mut a = SeekReader(io::Cursor::new(data.clone()));
-        let mut b = ReadAtFn(|off: u64, buf: &mut [u8]| data.clone().read_exact_at(off, buf));
+        let mut b = ReadAtFn(|off: u64, buf: &mut [u8]| (&data).read_exact_at(off, buf));
         let (mut x, mut y) = ([0u8; 8], [0u8; 8]);
         a.read_exact_at(40, &mut x).unwrap();
         b.read_exact_at(40, &mut y).unwrap();

@@ -124,9 +124,10 @@ fn has_signature(
 impl GptReport {
     /// Reads and checks the table from `src`.
     pub fn read(
-        src: &mut (impl ReadAt + ?Sized),
+        mut src: impl ReadAt,
         options: GptReadOptions,
     ) -> Result<GptReport, GptReadError> {
+        let src = &mut src;
         let sector_size = match options.sector_size {
             Some(size) => size,
             None if has_signature(src, 512)? => 512,

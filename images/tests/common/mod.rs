@@ -1,0 +1,100 @@
+//! Builds Talos-shaped disk images with the real `sgdisk`.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+pub const MIB: u64 = 1024 * 1024;
+/// The test image: 40 MiB, like a Talos image scaled down (EFI 8 MiB, BOOT 16 MiB).
+pub const TALOS_TEST_IMAGE_LEN: u64 = 40 * MIB;
+
+/// Deterministic filler that is never all-zero over a block.
+pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
+    let mut x = seed | 1;
+    (0..len)
+        .map(|_| {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            (x >> 24) as u8 | 1
+        })
+        .collect()
+}
+
+pub fn write_at(path: &Path, offset: u64, data: &[u8]) {
+    use std::io::{Seek, SeekFrom, Write};
+    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
+    f.seek(SeekFrom::Start(offset)).unwrap();
+    f.write_all(data).unwrap();
+}
+
+/// A Talos-shaped image: entry array at LBA 2 + 20480, EFI/BIOS/BOOT/META as in
+/// talos-overlay.md §4.1 (EFI at LBA 22528), an RKNS bootloader at sector 64 and some
+/// data at the start of EFI and BOOT. META stays zero, as in a fresh Talos image.
+pub fn talos_image(dir: &Path) -> PathBuf {
+    let path = dir.join("talos.raw");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(TALOS_TEST_IMAGE_LEN)
+        .unwrap();
+    rockusb_testkit::run(
+        Command::new("sgdisk")
+            .arg("--move-main-table=20482")
+            .args(["-n", "1:22528:+8M", "-t", "1:EF00", "-c", "1:EFI"])
+            .args(["-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2"])
+            .args(["-n", "3:0:+16M", "-t", "3:8300", "-c", "3:BOOT"])
+            .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
+            .arg(&path),
+    );
+    let mut bootloader = pseudo_random(64 * 1024, 1);
+    bootloader[..4].copy_from_slice(b"RKNS");
+    write_at(&path, 32768, &bootloader);
+    write_at(&path, 22528 * 512, &pseudo_random(256 * 1024, 2));
+    write_at(&path, 40960 * 512 + 3 * MIB, &pseudo_random(300 * 1024, 3));
+    path
+}
+
+/// A plain sgdisk image: entries at LBA 2, one partition named "root".
+pub fn plain_image(dir: &Path) -> PathBuf {
+    let path = dir.join("plain.raw");
+    std::fs::File::create(&path).unwrap().set_len(8 * MIB).unwrap();
+    rockusb_testkit::run(
+        Command::new("sgdisk")
+            .args(["-n", "1:2048:+4M", "-t", "1:8300", "-c", "1:root"])
+            .arg(&path),
+    );
+    path
+}
+
+/// One partition as `sgdisk -i N` reports it.
+#[derive(Debug, Default)]
+pub struct SgdiskPartition {
+    pub type_guid: String,
+    pub unique_guid: String,
+    pub first: u64,
+    pub last: u64,
+    pub attributes: u64,
+    pub name: String,
+}
+
+pub fn sgdisk_info(path: &Path, number: u32) -> SgdiskPartition {
+    let out = rockusb_testkit::run(Command::new("sgdisk").arg(format!("-i{number}")).arg(path));
+    let text = String::from_utf8(out).unwrap();
+    let mut p = SgdiskPartition::default();
+    for line in text.lines() {
+        let Some((key, value)) = line.split_once(": ") else {
+            continue;
+        };
+        let first_word = value.split_whitespace().next().unwrap_or("");
+        match key {
+            "Partition GUID code" => p.type_guid = first_word.to_string(),
+            "Partition unique GUID" => p.unique_guid = first_word.to_string(),
+            "First sector" => p.first = first_word.parse().unwrap(),
+            "Last sector" => p.last = first_word.parse().unwrap(),
+            "Attribute flags" => p.attributes = u64::from_str_radix(first_word, 16).unwrap(),
+            "Partition name" => p.name = value.trim().trim_matches('\'').to_string(),
+            _ => {}
+        }
+    }
+    p
+}
