@@ -83,7 +83,7 @@ impl fmt::Display for Missing {
     }
 }
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum DtbGateError {
     #[error("not a valid device tree: {0}")]
     Invalid(#[from] FdtError),

@@ -18,7 +18,7 @@ const FDT_MIN_READABLE_VERSION: u32 = 16;
 /// building an absurd tree.
 const MAX_DEPTH: usize = 64;
 
-#[derive(Debug, Error, PartialEq, Eq)]
+#[derive(Debug, Clone, Error, PartialEq, Eq)]
 pub enum FdtError {
     #[error("the file is {len} bytes, too short for a device-tree header (40 bytes)")]
     TooShort { len: usize },

@@ -1,0 +1,188 @@
+//! The DTB gate against real DTBs from ../shared/testdata/dtb and variants made with dtc.
+
+use nanopi_m6_installer::dtb_gate::{self, CPU_OPP_NAME, DtbGateError};
+use nanopi_m6_installer::fdt::{Fdt, FdtError};
+use std::path::Path;
+use std::process::Command;
+
+const M6_DTBS: &[&str] = &[
+    "dtb/nanopi-m6__friendlyelec-vendor__rk3588s-nanopi-m6.dtb",
+    "dtb/armbian-vendor-6.1.115__rk3588s-nanopi-m6.dtb",
+];
+const OTHER_BOARDS: &[(&str, &str)] = &[
+    ("dtb/armbian-vendor-6.1.115__rk3588s-nanopi-r6s.dtb", "friendlyelec,nanopi-r6s"),
+    ("dtb/armbian-vendor-6.1.115__rk3588s-orangepi-5.dtb", "rockchip,rk3588s-orangepi-5"),
+];
+
+fn read(dir: &Path, relative: &str) -> Vec<u8> {
+    std::fs::read(dir.join(relative)).unwrap_or_else(|e| panic!("{relative}: {e}"))
+}
+
+/// Decompiles `dtb`, appends `amendment` (DTS source such as `&{/path} { ... };`) and
+/// compiles it again with dtc.
+fn amend_with_dtc(dtb: &[u8], amendment: &str) -> Vec<u8> {
+    let work = tempfile::tempdir().unwrap();
+    let input = work.path().join("in.dtb");
+    let source = work.path().join("board.dts");
+    let output = work.path().join("out.dtb");
+    std::fs::write(&input, dtb).unwrap();
+    let mut dts = rockusb_testkit::run(Command::new("dtc").args(["-q", "-I", "dtb", "-O", "dts"]).arg(&input));
+    dts.extend_from_slice(b"\n");
+    dts.extend_from_slice(amendment.as_bytes());
+    std::fs::write(&source, dts).unwrap();
+    rockusb_testkit::run(
+        Command::new("dtc")
+            .args(["-q", "-I", "dts", "-O", "dtb", "-o"])
+            .arg(&output)
+            .arg(&source),
+    );
+    std::fs::read(output).unwrap()
+}
+
+/// The path of the first node named `name` (vendor trees nest some nodes in wrappers).
+fn path_of(dtb: &[u8], name: &str) -> String {
+    let fdt = Fdt::parse(dtb).unwrap();
+    let index = fdt
+        .nodes()
+        .iter()
+        .position(|n| n.name == name)
+        .unwrap_or_else(|| panic!("no node {name}"));
+    fdt.path_of(index)
+}
+
+fn missing_names(result: Result<dtb_gate::AcceptedDtb, DtbGateError>) -> Vec<&'static str> {
+    match result {
+        Err(DtbGateError::MissingHardware { missing }) => missing.iter().map(|m| m.name).collect(),
+        other => panic!("expected missing hardware, got {other:?}"),
+    }
+}
+
+#[test]
+fn both_real_m6_dtbs_pass_the_gate() {
+    let Some(dir) = rockusb_testkit::testdata("both_real_m6_dtbs_pass_the_gate") else { return };
+    for relative in M6_DTBS {
+        let accepted = dtb_gate::check(&read(&dir, relative)).unwrap_or_else(|e| panic!("{relative}: {e}"));
+        assert_eq!(accepted.model.as_deref(), Some("FriendlyElec NanoPi M6"));
+    }
+}
+
+#[test]
+fn r6s_and_orange_pi_5_are_refused_as_other_boards() {
+    let Some(dir) = rockusb_testkit::testdata("r6s_and_orange_pi_5_are_refused") else { return };
+    for (relative, board) in OTHER_BOARDS {
+        let err = dtb_gate::check(&read(&dir, relative)).unwrap_err();
+        match &err {
+            DtbGateError::OtherBoard { compatible, .. } => assert_eq!(compatible[0], *board),
+            other => panic!("{relative}: expected OtherBoard, got {other:?}"),
+        }
+        assert!(err.to_string().contains("another board"), "{err}");
+    }
+}
+
+#[test]
+fn a_dtb_with_the_watchdog_disabled_is_reported_by_name() {
+    let test = "a_dtb_with_the_watchdog_disabled_is_reported";
+    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
+        return;
+    }
+    let dtb = read(&dir, M6_DTBS[0]);
+    let watchdog = path_of(&dtb, "watchdog@feaf0000");
+    let modified = amend_with_dtc(&dtb, &format!("&{{{watchdog}}} {{ status = \"disabled\"; }};\n"));
+    let err = dtb_gate::check(&modified).unwrap_err();
+    assert_eq!(missing_names(Err(err.clone())), ["watchdog (watchdog@feaf0000)"]);
+    let text = err.to_string();
+    assert!(text.contains("watchdog (watchdog@feaf0000): /watchdog@feaf0000 is disabled"), "{text}");
+}
+
+#[test]
+fn every_missing_piece_is_named_at_once() {
+    let test = "every_missing_piece_is_named_at_once";
+    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
+        return;
+    }
+    let dtb = read(&dir, M6_DTBS[1]);
+    let amendment = format!(
+        "&{{{gmac}}} {{ status = \"disabled\"; }};\n\
+         &{{{pcie}}} {{ status = \"disabled\"; }};\n\
+         /delete-node/ &{{{tsadc}}};\n\
+         &{{{emmc}}} {{ status = \"disabled\"; }};\n\
+         &{{/cpus/cpu@400}} {{ /delete-property/ operating-points-v2; }};\n",
+        gmac = path_of(&dtb, "ethernet@fe1c0000"),
+        pcie = path_of(&dtb, "pcie@fe190000"),
+        tsadc = path_of(&dtb, "tsadc@fec00000"),
+        emmc = path_of(&dtb, "mmc@fe2e0000"),
+    );
+    let names = missing_names(dtb_gate::check(&amend_with_dtc(&dtb, &amendment)));
+    assert_eq!(
+        names,
+        [
+            "eMMC (sdhci, mmc@fe2e0000)",
+            "Ethernet (gmac1, ethernet@fe1c0000)",
+            "PCIe for the M.2 NVMe slot (pcie2x1l2, pcie@fe190000)",
+            "thermal sensor (tsadc, tsadc@fec00000)",
+            CPU_OPP_NAME,
+        ]
+    );
+}
+
+#[test]
+fn a_usb_controller_under_a_disabled_wrapper_counts_as_disabled() {
+    let test = "usb_under_disabled_wrapper";
+    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
+        return;
+    }
+    let dtb = read(&dir, M6_DTBS[0]);
+    let usb = path_of(&dtb, "usb@fc000000");
+    let (wrapper, _) = usb.rsplit_once('/').unwrap();
+    assert!(!wrapper.is_empty(), "the vendor tree nests the dwc3 node in a wrapper");
+    let modified = amend_with_dtc(&dtb, &format!("&{{{wrapper}}} {{ status = \"disabled\"; }};\n"));
+    assert_eq!(
+        missing_names(dtb_gate::check(&modified)),
+        ["USB 3.0 host (usb@fc000000)"]
+    );
+}
+
+#[test]
+fn the_upstream_compatible_strings_are_accepted() {
+    let test = "upstream_compatible_accepted";
+    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
+        return;
+    }
+    let dtb = read(&dir, M6_DTBS[0]);
+    let modified = amend_with_dtc(
+        &dtb,
+        "/ { compatible = \"friendlyarm,nanopi-m6\", \"rockchip,rk3588s\"; };\n",
+    );
+    let accepted = dtb_gate::check(&modified).unwrap();
+    assert_eq!(accepted.compatible, ["friendlyarm,nanopi-m6", "rockchip,rk3588s"]);
+}
+
+#[test]
+fn truncated_and_non_dtb_files_are_invalid() {
+    let Some(dir) = rockusb_testkit::testdata("truncated_dtb_invalid") else { return };
+    let dtb = read(&dir, M6_DTBS[0]);
+    assert!(matches!(
+        dtb_gate::check(&dtb[..dtb.len() / 2]),
+        Err(DtbGateError::Invalid(FdtError::Truncated { .. }))
+    ));
+    assert!(matches!(
+        dtb_gate::check(&read(&dir, "idbloader/stvhay-uboot-rk3588__rock5b__idbloader.img")),
+        Err(DtbGateError::Invalid(FdtError::BadMagic { .. }))
+    ));
+}
+
+#[test]
+fn the_overlay_tool_checks_dtbs_from_the_command_line() {
+    let Some(dir) = rockusb_testkit::testdata("overlay_tool_check_dtb") else { return };
+    let tool = env!("CARGO_BIN_EXE_nanopi-m6-overlay");
+    let ok = Command::new(tool).arg("check-dtb").args(M6_DTBS.iter().map(|d| dir.join(d))).output().unwrap();
+    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert_eq!(String::from_utf8_lossy(&ok.stdout).matches(": OK, FriendlyElec NanoPi M6").count(), 2);
+    let bad = Command::new(tool).arg("check-dtb").arg(dir.join(OTHER_BOARDS[0].0)).output().unwrap();
+    assert_eq!(bad.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("another board"));
+}
