@@ -11,6 +11,7 @@ mod bytes;
 pub mod chip;
 pub mod container;
 pub mod crc32;
+pub mod idblock;
 pub mod ini;
 pub mod merge;
 pub mod raw;
@@ -19,6 +20,7 @@ pub mod release_time;
 pub mod rkns;
 pub mod soc;
 pub mod standin;
+pub mod upgrade;
 
 pub use chip::ChipCode;
 pub use container::{
