@@ -1,1 +1,16 @@
-//! rockusb
+//! rockusb: Rockchip MaskROM and rockusb flashing and recovery.
+//!
+//! Layers, each knowing nothing of the one above it:
+//! - [`protocol`]: bytes only — MaskROM framing, command and status blocks, replies;
+//! - [`transport`]: moves bytes — libusb for real boards, the [`virtual_board`] for tests;
+//! - [`client`]: runs protocol commands over a transport;
+//! - [`discovery`]: finds boards and tells MaskROM from loader mode;
+//! - [`ops`]: whole jobs (boot a loader, …) reporting progress through events.
+
+pub mod cli;
+pub mod client;
+pub mod discovery;
+pub mod ops;
+pub mod protocol;
+pub mod transport;
+pub mod virtual_board;

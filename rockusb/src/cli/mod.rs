@@ -1,0 +1,126 @@
+//! The `rockusb` command line: argument parsing, board selection, output. It knows
+//! nothing of bytes on the wire; every command is a call into [`crate::ops`] or
+//! [`crate::client`].
+
+pub mod commands;
+pub mod output;
+pub mod select;
+
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "rockusb",
+    version,
+    about = "Flash and recover Rockchip boards over USB (MaskROM and rockusb loaders)",
+    after_help = "Without hardware, try the virtual NanoPi M6: rockusb --virtual nanopi-m6 list"
+)]
+pub struct Cli {
+    /// The board to use, by USB port path (as `rockusb list` shows). Needed when several
+    /// boards are attached.
+    #[arg(long, short = 'd', global = true, value_name = "PORTPATH")]
+    pub device: Option<String>,
+
+    /// Use virtual boards instead of USB: a comma-separated list of names. Each is a
+    /// NanoPi M6 that powers on in MaskROM, kept under ROCKUSB_VIRTUAL_DIR.
+    #[arg(
+        long = "virtual",
+        global = true,
+        env = "ROCKUSB_VIRTUAL",
+        value_name = "NAMES"
+    )]
+    pub virtual_boards: Option<String>,
+
+    /// Print newline-delimited JSON (events, then a result) instead of text.
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// List attached Rockchip boards with their mode, SoC and port path.
+    List,
+    /// Send a loader to a board in MaskROM (DDR init to 0x471, usbplug to 0x472) and wait
+    /// for it to answer.
+    Boot {
+        /// The loader container (rkbin `*_loader_*.bin`, RKBOOT "BOOT" or "LDR ").
+        loader: Option<PathBuf>,
+        /// A raw DDR init blob for area 0x471 (with --spl instead of a container).
+        #[arg(long, requires = "spl", conflicts_with = "loader")]
+        ddr: Option<PathBuf>,
+        /// A raw usbplug or SPL blob for area 0x472 (with --ddr).
+        #[arg(long, requires = "ddr", conflicts_with = "loader")]
+        spl: Option<PathBuf>,
+    },
+    /// Show what the loader reports: chip, flash id and geometry, capabilities, storage.
+    Info,
+    /// Read sectors from the board's storage into a file.
+    Read {
+        /// First sector (512 bytes each).
+        lba: u64,
+        /// Number of sectors.
+        count: u64,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+    /// Write a file to the board's storage at a sector.
+    Write {
+        /// First sector (512 bytes each).
+        lba: u64,
+        /// The file; its size must be a whole number of sectors.
+        file: PathBuf,
+    },
+    /// Erase sectors on the board's storage.
+    Erase {
+        /// First sector.
+        lba: u64,
+        /// Number of sectors.
+        count: u64,
+    },
+    /// Reset the board: reboot (it boots from its storage, or falls back to MaskROM).
+    Reset {
+        /// Ask the loader to reset into MaskROM instead.
+        #[arg(long)]
+        maskrom: bool,
+    },
+    /// Show or switch the storage the loader reads and writes.
+    Storage {
+        /// emmc, sd or spinor.
+        kind: Option<String>,
+    },
+    /// Print udev rules that give the logged-in user access to Rockchip boards.
+    Udev,
+    /// Loader files: make the virtual board's stand-in loader.
+    #[command(subcommand)]
+    Loader(LoaderCommand),
+    /// Manage virtual boards (state, power-cycle).
+    #[command(subcommand, name = "virtual")]
+    Virtual(VirtualCommand),
+}
+
+#[derive(Debug, Subcommand)]
+pub enum LoaderCommand {
+    /// Write the labelled stand-in loader: a valid container that only the virtual board
+    /// accepts (rkbin loaders cannot ship with this project).
+    Standin {
+        /// SoC to make it for.
+        #[arg(long, default_value = "RK3588")]
+        soc: String,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum VirtualCommand {
+    /// Show each virtual board's state.
+    Status,
+    /// Power-cycle a virtual board: back to MaskROM, storage kept.
+    PowerCycle,
+}

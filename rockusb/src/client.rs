@@ -1,0 +1,333 @@
+//! Runs protocol commands over a [`Transport`]: command block out, data phase, status
+//! block in, and the checks on each. This is the only place that sequences transfers.
+
+use crate::protocol::{
+    Capability, ChipInfo, CommandBlock, CommandStatus, DataDirection, FlashId, FlashInfo,
+    MaskromUpload, Opcode, ProtocolError, SECTOR_SIZE, STATUS_BLOCK_LEN, Status, StorageKind,
+    StorageMask,
+};
+use crate::transport::{Transport, TransportError};
+
+/// The largest sector count one READ_LBA/WRITE_LBA command can carry (u16 length field).
+pub const MAX_SECTORS_PER_COMMAND: u32 = 65535;
+
+/// What a reset command asks the loader to do (CDB[1] of DEVICE_RESET, spec §6.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetKind {
+    Reboot = 0,
+    Msc = 1,
+    PowerOff = 2,
+    Maskrom = 3,
+    Disconnect = 4,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CommandError {
+    #[error("{op}: {source}")]
+    Transport {
+        op: &'static str,
+        #[source]
+        source: TransportError,
+    },
+    #[error("{op}: {source}")]
+    Protocol {
+        op: &'static str,
+        #[source]
+        source: ProtocolError,
+    },
+    #[error("{op}: the loader reported failure")]
+    Failed { op: &'static str },
+    #[error("{op}: the loader reported a phase error (it disagrees about the data length)")]
+    PhaseError { op: &'static str },
+    #[error("{op}: this loader does not support the command (it answered {answer:?})")]
+    Unsupported { op: &'static str, answer: String },
+    #[error("{op}: the data phase ended early: {got} of {expected} bytes")]
+    ShortData {
+        op: &'static str,
+        expected: usize,
+        got: usize,
+    },
+}
+
+impl CommandError {
+    /// The transport error behind this one, if any.
+    pub fn transport(&self) -> Option<&TransportError> {
+        match self {
+            CommandError::Transport { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+fn op_name(op: Opcode) -> &'static str {
+    match op {
+        Opcode::TestUnitReady => "test unit ready",
+        Opcode::ReadFlashId => "read flash id",
+        Opcode::ReadFlashInfo => "read flash info",
+        Opcode::ReadChipInfo => "read chip info",
+        Opcode::ReadCapability => "read capability",
+        Opcode::ReadLba => "read LBA",
+        Opcode::WriteLba => "write LBA",
+        Opcode::EraseLba => "erase LBA",
+        Opcode::EraseForce => "erase blocks",
+        Opcode::ChangeStorage => "change storage",
+        Opcode::ReadStorage => "read storage",
+        Opcode::DeviceReset => "reset",
+        _ => "command",
+    }
+}
+
+/// Size of the buffer for short IN replies: a whole high-speed packet, so a loader that
+/// answers with more than the reply's size (mainline U-Boot's "FAILunknown command")
+/// is read rather than overflowing.
+const SMALL_REPLY_BUFFER: usize = 512;
+
+/// A rockusb command client over any transport.
+pub struct Client<T: Transport> {
+    transport: T,
+    next_tag: u32,
+}
+
+impl<T: Transport> Client<T> {
+    pub fn new(transport: T) -> Self {
+        Client {
+            transport,
+            next_tag: 0x5250_0001,
+        }
+    }
+
+    pub fn transport_mut(&mut self) -> &mut T {
+        &mut self.transport
+    }
+
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
+    fn tag(&mut self) -> u32 {
+        let tag = self.next_tag;
+        self.next_tag = self.next_tag.wrapping_add(1);
+        tag
+    }
+
+    fn send_block(&mut self, op: &'static str, cbw: &CommandBlock) -> Result<(), CommandError> {
+        self.transport
+            .bulk_out(&cbw.to_bytes())
+            .map_err(|source| CommandError::Transport { op, source })?;
+        Ok(())
+    }
+
+    fn finish(&mut self, op: &'static str, tag: u32) -> Result<(), CommandError> {
+        let mut buf = [0u8; SMALL_REPLY_BUFFER];
+        let n = self
+            .transport
+            .bulk_in(&mut buf)
+            .map_err(|source| CommandError::Transport { op, source })?;
+        let csw = CommandStatus::parse(&buf[..n], tag)
+            .map_err(|source| CommandError::Protocol { op, source })?;
+        match csw.status {
+            Status::Good => Ok(()),
+            Status::Failed => Err(CommandError::Failed { op }),
+            Status::PhaseError => Err(CommandError::PhaseError { op }),
+        }
+    }
+
+    /// A command without a data phase.
+    pub fn command_none(&mut self, cbw: CommandBlock) -> Result<(), CommandError> {
+        let op = cbw.opcode().map_or("command", op_name);
+        self.send_block(op, &cbw)?;
+        self.finish(op, cbw.tag)
+    }
+
+    /// A command with a short IN reply of at most [`SMALL_REPLY_BUFFER`] bytes.
+    fn command_small_in(&mut self, cbw: CommandBlock) -> Result<Vec<u8>, CommandError> {
+        let op = cbw.opcode().map_or("command", op_name);
+        self.send_block(op, &cbw)?;
+        let mut buf = [0u8; SMALL_REPLY_BUFFER];
+        let n = self
+            .transport
+            .bulk_in(&mut buf)
+            .map_err(|source| CommandError::Transport { op, source })?;
+        let reply = &buf[..n];
+        // Mainline U-Boot answers opcodes it does not know with this text and no status block.
+        if reply.starts_with(b"FAIL") {
+            return Err(CommandError::Unsupported {
+                op,
+                answer: String::from_utf8_lossy(reply).into_owned(),
+            });
+        }
+        // A loader that fails the command may skip the data and send the status block at once.
+        if n == STATUS_BLOCK_LEN && reply.starts_with(b"USBS") {
+            let csw = CommandStatus::parse(reply, cbw.tag)
+                .map_err(|source| CommandError::Protocol { op, source })?;
+            return match csw.status {
+                Status::Good => Ok(Vec::new()),
+                Status::Failed => Err(CommandError::Unsupported {
+                    op,
+                    answer: "status failed with no data".into(),
+                }),
+                Status::PhaseError => Err(CommandError::PhaseError { op }),
+            };
+        }
+        let data = reply.to_vec();
+        self.finish(op, cbw.tag)?;
+        Ok(data)
+    }
+
+    fn small_in(&mut self, op: Opcode, len: u32, subcode: u8) -> Result<Vec<u8>, CommandError> {
+        let tag = self.tag();
+        let cbw = CommandBlock::new(tag, op, DataDirection::In, len).with_subcode(subcode);
+        self.command_small_in(cbw)
+    }
+
+    fn parse<R>(
+        op: Opcode,
+        bytes: &[u8],
+        f: impl FnOnce(&[u8]) -> Result<R, ProtocolError>,
+    ) -> Result<R, CommandError> {
+        f(bytes).map_err(|source| CommandError::Protocol {
+            op: op_name(op),
+            source,
+        })
+    }
+
+    pub fn test_unit_ready(&mut self) -> Result<(), CommandError> {
+        let tag = self.tag();
+        self.command_none(CommandBlock::new(
+            tag,
+            Opcode::TestUnitReady,
+            DataDirection::In,
+            0,
+        ))
+    }
+
+    pub fn flash_id(&mut self) -> Result<FlashId, CommandError> {
+        let bytes = self.small_in(Opcode::ReadFlashId, FlashId::LEN as u32, 0)?;
+        Self::parse(Opcode::ReadFlashId, &bytes, FlashId::parse)
+    }
+
+    pub fn flash_info(&mut self) -> Result<FlashInfo, CommandError> {
+        let bytes = self.small_in(Opcode::ReadFlashInfo, FlashInfo::LEN as u32, 0)?;
+        Self::parse(Opcode::ReadFlashInfo, &bytes, FlashInfo::parse)
+    }
+
+    pub fn chip_info(&mut self) -> Result<ChipInfo, CommandError> {
+        let bytes = self.small_in(Opcode::ReadChipInfo, ChipInfo::LEN as u32, 0)?;
+        Self::parse(Opcode::ReadChipInfo, &bytes, ChipInfo::parse)
+    }
+
+    pub fn capability(&mut self) -> Result<Capability, CommandError> {
+        let bytes = self.small_in(Opcode::ReadCapability, Capability::LEN as u32, 0)?;
+        Self::parse(Opcode::ReadCapability, &bytes, Capability::parse)
+    }
+
+    pub fn storage(&mut self) -> Result<StorageMask, CommandError> {
+        let bytes = self.small_in(Opcode::ReadStorage, StorageMask::LEN as u32, 0)?;
+        Self::parse(Opcode::ReadStorage, &bytes, StorageMask::parse)
+    }
+
+    /// Switches storage and reads it back: CHANGE_STORAGE always reports success (§6.3).
+    pub fn change_storage(&mut self, kind: StorageKind) -> Result<StorageMask, CommandError> {
+        let tag = self.tag();
+        self.command_none(
+            CommandBlock::new(tag, Opcode::ChangeStorage, DataDirection::Out, 0)
+                .with_subcode(kind.bit()),
+        )?;
+        self.storage()
+    }
+
+    /// Reads `buf.len() / 512` sectors from `lba` in one command.
+    pub fn read_lba(&mut self, lba: u32, buf: &mut [u8]) -> Result<(), CommandError> {
+        let op = op_name(Opcode::ReadLba);
+        let sectors = sector_count(buf.len());
+        let tag = self.tag();
+        let cbw = CommandBlock::new(tag, Opcode::ReadLba, DataDirection::In, buf.len() as u32)
+            .with_address(lba)
+            .with_length(sectors);
+        self.send_block(op, &cbw)?;
+        let mut filled = 0;
+        while filled < buf.len() {
+            let n = self
+                .transport
+                .bulk_in(&mut buf[filled..])
+                .map_err(|source| CommandError::Transport { op, source })?;
+            // A failing loader may send its status block instead of the data.
+            if filled == 0 && n == STATUS_BLOCK_LEN && buf[..4] == *b"USBS" {
+                let csw = CommandStatus::parse(&buf[..n], tag)
+                    .map_err(|source| CommandError::Protocol { op, source })?;
+                return Err(match csw.status {
+                    Status::PhaseError => CommandError::PhaseError { op },
+                    _ => CommandError::Failed { op },
+                });
+            }
+            if n == 0 {
+                // A zero-length packet where data was due: the status block says why.
+                self.finish(op, tag)?;
+                return Err(CommandError::ShortData {
+                    op,
+                    expected: buf.len(),
+                    got: filled,
+                });
+            }
+            filled += n;
+        }
+        self.finish(op, tag)
+    }
+
+    /// Writes `data` (a whole number of sectors) at `lba` in one command.
+    pub fn write_lba(&mut self, lba: u32, data: &[u8]) -> Result<(), CommandError> {
+        let op = op_name(Opcode::WriteLba);
+        let sectors = sector_count(data.len());
+        let tag = self.tag();
+        let cbw = CommandBlock::new(tag, Opcode::WriteLba, DataDirection::Out, data.len() as u32)
+            .with_address(lba)
+            .with_length(sectors);
+        self.send_block(op, &cbw)?;
+        self.transport
+            .bulk_out(data)
+            .map_err(|source| CommandError::Transport { op, source })?;
+        self.finish(op, tag)
+    }
+
+    /// Erases `count` sectors from `lba` in one command.
+    pub fn erase_lba(&mut self, lba: u32, count: u16) -> Result<(), CommandError> {
+        let tag = self.tag();
+        self.command_none(
+            CommandBlock::new(tag, Opcode::EraseLba, DataDirection::Out, 0)
+                .with_address(lba)
+                .with_length(count),
+        )
+    }
+
+    /// Asks the loader to reset. The device may vanish before its status block arrives,
+    /// which counts as success (as rkdeveloptool does).
+    pub fn reset(&mut self, kind: ResetKind) -> Result<(), CommandError> {
+        let tag = self.tag();
+        match self.command_none(
+            CommandBlock::new(tag, Opcode::DeviceReset, DataDirection::Out, 0)
+                .with_subcode(kind as u8),
+        ) {
+            Err(CommandError::Transport {
+                source: TransportError::Disconnected | TransportError::Timeout,
+                ..
+            }) => Ok(()),
+            other => other,
+        }
+    }
+
+    /// Sends one MaskROM area.
+    pub fn maskrom_upload(&mut self, upload: &MaskromUpload) -> Result<(), TransportError> {
+        let setup = upload.setup();
+        for transfer in upload.transfers() {
+            self.transport.control_out(setup, transfer)?;
+        }
+        Ok(())
+    }
+}
+
+fn sector_count(len: usize) -> u16 {
+    debug_assert!(len % SECTOR_SIZE == 0, "LBA I/O must be whole sectors");
+    let sectors = len / SECTOR_SIZE;
+    debug_assert!(sectors <= MAX_SECTORS_PER_COMMAND as usize);
+    sectors as u16
+}

@@ -1,0 +1,76 @@
+//! Transports move the protocol's bytes: vendor control OUT transfers for MaskROM
+//! downloads, and bulk OUT/IN transfers for commands. They know nothing of what the bytes mean.
+
+pub mod usb;
+
+use crate::protocol::ControlSetup;
+
+/// A failed transfer, in libusb's terms.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransportError {
+    #[error("the transfer timed out")]
+    Timeout,
+    #[error("the device stalled the endpoint (refused the transfer)")]
+    Stall,
+    #[error("the device sent more data than was asked for")]
+    Overflow,
+    #[error("the device is gone (disconnected or re-enumerated)")]
+    Disconnected,
+    #[error("permission denied opening the device")]
+    Access,
+    #[error("the device is busy: another program has claimed it")]
+    Busy,
+    #[error("USB error: {0}")]
+    Other(String),
+}
+
+/// Moves bytes to and from one device.
+pub trait Transport {
+    /// A vendor control OUT transfer; returns the bytes accepted.
+    fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<usize, TransportError>;
+    /// A bulk OUT transfer; returns the bytes sent.
+    fn bulk_out(&mut self, data: &[u8]) -> Result<usize, TransportError>;
+    /// A bulk IN transfer into `buf`; returns the bytes received (may be short).
+    fn bulk_in(&mut self, buf: &mut [u8]) -> Result<usize, TransportError>;
+    /// Recovers the bulk endpoints after a stall or a dropped command (clear halt / reset).
+    fn recover(&mut self) -> Result<(), TransportError>;
+    /// Overrides the base timeout of each transfer (`None` restores the default). Used to
+    /// probe quickly: a BootROM never answers a command block.
+    fn set_timeout(&mut self, _timeout: Option<std::time::Duration>) {}
+}
+
+impl<T: Transport + ?Sized> Transport for &mut T {
+    fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<usize, TransportError> {
+        (**self).control_out(setup, data)
+    }
+    fn bulk_out(&mut self, data: &[u8]) -> Result<usize, TransportError> {
+        (**self).bulk_out(data)
+    }
+    fn bulk_in(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        (**self).bulk_in(buf)
+    }
+    fn recover(&mut self) -> Result<(), TransportError> {
+        (**self).recover()
+    }
+    fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        (**self).set_timeout(timeout)
+    }
+}
+
+impl<T: Transport + ?Sized> Transport for Box<T> {
+    fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<usize, TransportError> {
+        (**self).control_out(setup, data)
+    }
+    fn bulk_out(&mut self, data: &[u8]) -> Result<usize, TransportError> {
+        (**self).bulk_out(data)
+    }
+    fn bulk_in(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+        (**self).bulk_in(buf)
+    }
+    fn recover(&mut self) -> Result<(), TransportError> {
+        (**self).recover()
+    }
+    fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
+        (**self).set_timeout(timeout)
+    }
+}
