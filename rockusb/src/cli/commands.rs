@@ -29,6 +29,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Loader(LoaderCommand::Standin { soc, output }) => loader_standin(&soc, &output),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
+        // An image file needs no board.
+        Command::Gpt(args) if args.image.is_some() => {
+            super::flash::gpt(None, cli.device.as_deref(), args, &mut out)
+        }
         command => {
             let bus = select::bus(cli.virtual_boards.as_deref())?;
             match command {
@@ -40,6 +44,15 @@ pub fn run(cli: Cli) -> Result<()> {
                     ddr.as_deref().zip(spl.as_deref()),
                     &mut out,
                 ),
+                Command::Flash(args) => {
+                    super::flash::flash(&bus, cli.device.as_deref(), args, &mut out)
+                }
+                Command::Backup(args) => {
+                    super::flash::backup(&bus, cli.device.as_deref(), args, &mut out)
+                }
+                Command::Gpt(args) => {
+                    super::flash::gpt(Some(&bus), cli.device.as_deref(), args, &mut out)
+                }
                 other => loader_command(&bus, cli.device.as_deref(), other, &mut out),
             }
         }

@@ -3,6 +3,7 @@
 //! [`crate::client`].
 
 pub mod commands;
+pub mod flash;
 pub mod output;
 pub mod select;
 
@@ -56,6 +57,13 @@ pub enum Command {
         #[arg(long, requires = "ddr", conflicts_with = "loader")]
         spl: Option<PathBuf>,
     },
+    /// Write a disk image (e.g. a Talos .raw.xz) onto the board's storage: streamed,
+    /// zero runs skipped where safe, verified by reading back.
+    Flash(flash::FlashArgs),
+    /// Read the board's storage into a compressed image.
+    Backup(flash::BackupArgs),
+    /// Print the partition table of the board's storage or of an image file.
+    Gpt(flash::GptArgs),
     /// Show what the loader reports: chip, flash id and geometry, capabilities, storage.
     Info,
     /// Read sectors from the board's storage into a file.

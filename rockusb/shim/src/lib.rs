@@ -1,0 +1,1 @@
+//! libusb-1.0 stand-in for virtual boards.
