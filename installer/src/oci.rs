@@ -72,12 +72,34 @@ pub fn elf_machine(bytes: &[u8]) -> Option<u16> {
     Some(u16::from_le_bytes(field))
 }
 
+/// Whether a 64-bit little-endian ELF file requests a dynamic loader (`PT_INTERP`).
+/// `None` if the program headers cannot be read.
+pub fn elf_needs_interpreter(bytes: &[u8]) -> Option<bool> {
+    const PT_INTERP: u32 = 3;
+    elf_machine(bytes)?;
+    let u16_at = |at: usize| -> Option<u16> { Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?)) };
+    let u64_at = |at: usize| -> Option<u64> { Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)) };
+    let table = usize::try_from(u64_at(32)?).ok()?;
+    let entry_size = usize::from(u16_at(54)?);
+    let count = usize::from(u16_at(56)?);
+    for i in 0..count {
+        let at = table.checked_add(i.checked_mul(entry_size)?)?;
+        let kind = u32::from_le_bytes(bytes.get(at..at + 4)?.try_into().ok()?);
+        if kind == PT_INTERP {
+            return Some(true);
+        }
+    }
+    Some(false)
+}
+
 #[derive(Debug, Error)]
 pub enum PackError {
     #[error("no installer binary for linux/{0}; the overlay needs one for amd64 and arm64")]
     MissingInstaller(&'static str),
     #[error("the installer given for linux/{arch} is {found}; build it for that architecture")]
     WrongInstallerArch { arch: &'static str, found: String },
+    #[error("the installer for linux/{0} is dynamically linked; the imager and the node run it in minimal images without a matching libc, so build it with RUSTFLAGS=\"-C target-feature=+crt-static\" (see build-overlay.sh)")]
+    DynamicInstaller(&'static str),
     #[error("{0}")]
     Bootloader(#[from] BootloaderError),
     #[error("no DTB given; pass rk3588s-nanopi-m6.dtb or rk3588s-nanopi-m6v1.dtb")]
@@ -259,6 +281,9 @@ impl OverlayTree {
                     arch: arch.oci_name(),
                     found,
                 });
+            }
+            if elf_needs_interpreter(binary) != Some(false) {
+                return Err(PackError::DynamicInstaller(arch.oci_name()));
             }
         }
         bootloader::validate(&self.bootloader, &LAYOUT)?;
