@@ -9,6 +9,7 @@
 
 mod bytes;
 pub mod chip;
+pub mod choose;
 pub mod container;
 pub mod crc32;
 pub mod idblock;
@@ -17,6 +18,7 @@ pub mod merge;
 pub mod raw;
 pub mod rc4;
 pub mod release_time;
+pub mod report;
 pub mod rkns;
 pub mod soc;
 pub mod standin;

@@ -47,24 +47,42 @@ fn every_idbloader_matches_expected_values() {
                 truncated,
             } => {
                 let w = &want["rkns"];
-                assert!(want["format"].as_str().unwrap().starts_with("RKNS"), "{key}");
-                assert_eq!(u64::from(header.size_and_nimage), parse_hex_u64(&w["size_and_nimage"]));
+                assert!(
+                    want["format"].as_str().unwrap().starts_with("RKNS"),
+                    "{key}"
+                );
+                assert_eq!(
+                    u64::from(header.size_and_nimage),
+                    parse_hex_u64(&w["size_and_nimage"])
+                );
                 assert_eq!(header.hash_offset as u64, w["hash_field_offset_bytes"]);
                 assert_eq!(header.images.len() as u64, w["num_images"]);
                 assert_eq!(header.header_hash_ok, w["header_hash_ok"] == true, "{key}");
                 assert!(header.header_hash_ok, "{key}");
                 for (image, wi) in header.images.iter().zip(w["images"].as_array().unwrap()) {
-                    assert_eq!(u64::from(image.offset_sectors), wi["offset_sectors"], "{key}");
+                    assert_eq!(
+                        u64::from(image.offset_sectors),
+                        wi["offset_sectors"],
+                        "{key}"
+                    );
                     assert_eq!(u64::from(image.size_sectors), wi["size_sectors"], "{key}");
-                    assert_eq!(u64::from(image.address), parse_hex_u64(&wi["address"]), "{key}");
+                    assert_eq!(
+                        u64::from(image.address),
+                        parse_hex_u64(&wi["address"]),
+                        "{key}"
+                    );
                     assert_eq!(u64::from(image.counter), wi["counter"], "{key}");
                     assert_eq!(hex(&image.hash[..32]), wi["hash"], "{key}");
                 }
                 assert_eq!(declared_end as u64, want["declared_end_bytes"], "{key}");
                 assert_eq!(file_len as u64, want["file_size"], "{key}");
                 assert_eq!(truncated, want["truncated"] == true, "{key}");
-                let want_copies: Vec<u64> =
-                    want["rkns_copies_at"].as_array().unwrap().iter().map(parse_hex_u64).collect();
+                let want_copies: Vec<u64> = want["rkns_copies_at"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(parse_hex_u64)
+                    .collect();
                 let copies: Vec<u64> = copies_at.iter().map(|&c| c as u64).collect();
                 assert_eq!(copies, want_copies, "{key}");
                 for (check, wi) in images.iter().zip(w["images"].as_array().unwrap()) {
@@ -87,9 +105,15 @@ fn every_idbloader_matches_expected_values() {
                 assert!(want["format"].as_str().unwrap().starts_with("v1"), "{key}");
                 let w = &want["header0"];
                 assert_eq!(u64::from(header.disable_rc4), w["disable_rc4"], "{key}");
-                assert_eq!(u64::from(header.init_offset_sectors), w["init_offset_sectors"]);
+                assert_eq!(
+                    u64::from(header.init_offset_sectors),
+                    w["init_offset_sectors"]
+                );
                 assert_eq!(u64::from(header.init_size_sectors), w["init_size_sectors"]);
-                assert_eq!(u64::from(header.init_boot_size_sectors), w["init_boot_size_sectors"]);
+                assert_eq!(
+                    u64::from(header.init_boot_size_sectors),
+                    w["init_boot_size_sectors"]
+                );
                 let layout = want["layout"].as_str().unwrap();
                 let (offset, tag) = header.spl_tag.clone().unwrap();
                 if layout.starts_with("rkspi") {
@@ -114,10 +138,13 @@ fn truncated_idbloader_is_reported_as_truncated() {
     else {
         return;
     };
-    let bytes = std::fs::read(dir.join("idbloader/ophub-u-boot__orangepi-5-pro__idbloader.img"))
-        .unwrap();
+    let bytes =
+        std::fs::read(dir.join("idbloader/ophub-u-boot__orangepi-5-pro__idbloader.img")).unwrap();
     let report = inspect(&bytes).unwrap();
-    let IdBlockReport::RknsV2 { images, truncated, .. } = &report else {
+    let IdBlockReport::RknsV2 {
+        images, truncated, ..
+    } = &report
+    else {
         panic!("not RKNS: {report:?}");
     };
     assert!(*truncated);
@@ -165,7 +192,11 @@ fn rk3576_id_block_places_flashboost_where_flashhead_says() {
     let path = dir.join("loaders/ophub-u-boot__lubancat-3__rk3576_spl_loader_v1.08.106.bin");
     let c = LoaderContainer::parse(&std::fs::read(path).unwrap()).unwrap();
     let idb = build_id_block(&c).unwrap();
-    let placed: Vec<(&str, usize)> = idb.parts.iter().map(|p| (p.name.as_str(), p.offset)).collect();
+    let placed: Vec<(&str, usize)> = idb
+        .parts
+        .iter()
+        .map(|p| (p.name.as_str(), p.offset))
+        .collect();
     assert_eq!(placed[0], ("FlashHead", 0));
     assert_eq!(placed[1], ("FlashBoost", 8 * 512));
     assert_eq!(placed[2].0, "FlashData");
@@ -179,8 +210,8 @@ fn rk3588_id_block_matches_the_nanopc_t6_ddr_image() {
         return;
     };
     // Both carry DDR init v1.16 as image 0 at sector 4.
-    let loader = std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin"))
-        .unwrap();
+    let loader =
+        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
     let idb = build_id_block(&LoaderContainer::parse(&loader).unwrap()).unwrap();
     let t6 = std::fs::read(dir.join("idbloader/ophub-u-boot__nanopc-t6__idbloader.img")).unwrap();
     assert_eq!(idb.bytes[2048..2048 + 75_776], t6[2048..2048 + 75_776]);
