@@ -101,7 +101,8 @@ impl VirtualBoard {
         }
     }
 
-    pub(crate) fn check_address(&self, address: u8) -> Result<(), TransportError> {
+    pub(crate) fn check_address(&mut self, address: u8) -> Result<(), TransportError> {
+        self.refresh().map_err(io_err)?;
         if self.state.mode == Mode::Off || self.state.address != address {
             Err(TransportError::Disconnected)
         } else {

@@ -55,6 +55,9 @@ pub struct VirtualBoard {
     engine: BulkEngine,
     pacer: Option<LinkPacer>,
     stores: Vec<(StorageKind, BackingStore)>,
+    /// Modification time of the state file when last read or written, to notice
+    /// changes made through another handle or process.
+    state_stamp: Option<std::time::SystemTime>,
 }
 
 impl VirtualBoard {
@@ -84,6 +87,9 @@ impl VirtualBoard {
             receiver: AreaReceiver::new(),
             engine: BulkEngine::default(),
             stores: Vec::new(),
+            state_stamp: std::fs::metadata(dir.join(STATE_FILE))
+                .and_then(|m| m.modified())
+                .ok(),
         })
     }
 
@@ -101,12 +107,27 @@ impl VirtualBoard {
 
     /// Re-reads the state file, for a handle that outlived another process's changes.
     pub fn reload(&mut self) -> io::Result<()> {
-        self.state = BoardState::load(&self.dir.join(STATE_FILE))?;
+        self.state_stamp = None;
+        self.refresh()
+    }
+
+    fn save(&mut self) -> io::Result<()> {
+        let path = self.dir.join(STATE_FILE);
+        self.state.save(&path)?;
+        self.state_stamp = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
         Ok(())
     }
 
-    fn save(&self) -> io::Result<()> {
-        self.state.save(&self.dir.join(STATE_FILE))
+    /// Re-reads the state if another handle or process changed it (a re-enumeration
+    /// makes this handle's address stale, as on a real bus).
+    pub(crate) fn refresh(&mut self) -> io::Result<()> {
+        let path = self.dir.join(STATE_FILE);
+        let stamp = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        if stamp != self.state_stamp {
+            self.state = BoardState::load(&path)?;
+            self.state_stamp = stamp;
+        }
+        Ok(())
     }
 
     /// The board's USB identity, or `None` when it is not on the bus.
