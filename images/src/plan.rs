@@ -6,10 +6,10 @@
 //! the planner itself only reads the chunk.
 //!
 //! Modes:
-//! - [`PlanMode::Sparse`]: every block with a non-zero byte, plus all of the must-write
+//! - [`PlanMode::Sparse`] writes every block with a non-zero byte, plus all of the must-write
 //!   regions (see [`crate::regions`]).
-//! - [`PlanMode::Full`]: everything.
-//! - [`PlanMode::Mapped`]: exactly the given ranges (a bmap's mapped blocks) plus the
+//! - [`PlanMode::Full`] writes everything.
+//! - [`PlanMode::Mapped`] writes exactly the given ranges (a bmap's mapped blocks) plus the
 //!   must-write regions, without looking at the data.
 //!
 //! The block size is 4 KiB by default: it is the allocation unit of the file systems in a
@@ -333,7 +333,10 @@ mod tests {
         let (extents, stats) = plan_bytes(PlanConfig::sparse(vec![]), &img, 64 * 1024).unwrap();
         assert_eq!(
             extents,
-            vec![ByteRange::new(4 * KIB, 8 * KIB), ByteRange::new(28 * KIB, 4 * KIB)]
+            vec![
+                ByteRange::new(4 * KIB, 8 * KIB),
+                ByteRange::new(28 * KIB, 4 * KIB)
+            ]
         );
         assert_eq!(stats.bytes_to_write, 12 * KIB);
         assert_eq!(stats.bytes_skipped, 28 * KIB);
@@ -382,7 +385,10 @@ mod tests {
         let (extents, stats) = plan_bytes(mapped, &img, 4096).unwrap();
         assert_eq!(
             extents,
-            vec![ByteRange::new(8 * KIB, 4 * KIB), ByteRange::new(12 * KIB, 2 * KIB)]
+            vec![
+                ByteRange::new(8 * KIB, 4 * KIB),
+                ByteRange::new(12 * KIB, 2 * KIB)
+            ]
         );
         assert_eq!(stats.bytes_to_write, 6 * KIB);
     }
@@ -398,7 +404,10 @@ mod tests {
         // Gap of 8 KiB (blocks 1-2) filled; gap of 12 KiB (blocks 4-6) kept.
         assert_eq!(
             extents,
-            vec![ByteRange::new(0, 16 * KIB), ByteRange::new(28 * KIB, 4 * KIB)]
+            vec![
+                ByteRange::new(0, 16 * KIB),
+                ByteRange::new(28 * KIB, 4 * KIB)
+            ]
         );
     }
 
@@ -433,6 +442,9 @@ mod tests {
             block_size: 1000,
             ..PlanConfig::full()
         };
-        assert_eq!(Planner::new(config).unwrap_err(), PlanError::BadBlockSize(1000));
+        assert_eq!(
+            Planner::new(config).unwrap_err(),
+            PlanError::BadBlockSize(1000)
+        );
     }
 }

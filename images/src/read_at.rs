@@ -70,6 +70,22 @@ impl ReadAt for Window<'_> {
     }
 }
 
+/// Several windows of one image, e.g. the buffered start of a streamed image and its
+/// kept tail: a read is served by the first window that holds all of it.
+#[derive(Debug, Clone, Default)]
+pub struct Windows<'a>(pub Vec<Window<'a>>);
+
+impl ReadAt for Windows<'_> {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        for w in &mut self.0 {
+            if w.read_exact_at(offset, buf).is_ok() {
+                return Ok(());
+            }
+        }
+        Err(eof(offset, buf.len()))
+    }
+}
+
 /// Adapts a closure `(offset, buf) -> io::Result<()>`, e.g. one that reads sectors from a
 /// board over USB.
 pub struct ReadAtFn<F>(pub F);
@@ -104,6 +120,23 @@ mod tests {
         for offset in [999, 1253, u64::MAX - 1] {
             let err = w.read_exact_at(offset, &mut buf).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof, "offset {offset}");
+        }
+    }
+
+    #[test]
+    fn windows_serve_each_read_from_the_window_that_holds_it() {
+        let head = [1u8; 16];
+        let tail = [2u8; 16];
+        let mut w = Windows(vec![Window::new(0, &head), Window::new(100, &tail)]);
+        let mut buf = [0u8; 4];
+        w.read_exact_at(12, &mut buf).unwrap();
+        assert_eq!(buf, [1; 4]);
+        w.read_exact_at(110, &mut buf).unwrap();
+        assert_eq!(buf, [2; 4]);
+        // Straddling a window's end, or in the hole between them, is not available.
+        for offset in [14, 50] {
+            let err = w.read_exact_at(offset, &mut buf).unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
         }
     }
 

@@ -124,7 +124,9 @@ pub fn must_write(
     }
     out.wipe_after_image = storage_len.and_then(|storage| {
         let image_end = image_len.div_ceil(SECTOR_SIZE).saturating_mul(SECTOR_SIZE);
-        let start = storage.saturating_sub(OLD_BACKUP_GPT_WIPE_LEN).max(image_end);
+        let start = storage
+            .saturating_sub(OLD_BACKUP_GPT_WIPE_LEN)
+            .max(image_end);
         ByteRange::from_bounds(start, storage).filter(|r| !r.is_empty())
     });
     out
@@ -142,10 +144,7 @@ mod tests {
         let mw = must_write(&NANOPI_M6, None, 64 * MIB, Some(1024 * MIB));
         assert_eq!(mw.merged(), vec![ByteRange::new(0, 11 * MIB)]);
         assert_eq!(mw.missing_partitions, vec!["META".to_string()]);
-        assert_eq!(
-            mw.wipe_after_image,
-            Some(ByteRange::new(1023 * MIB, MIB))
-        );
+        assert_eq!(mw.wipe_after_image, Some(ByteRange::new(1023 * MIB, MIB)));
     }
 
     #[test]
@@ -161,7 +160,10 @@ mod tests {
         // An image filling the storage leaves nothing to wipe.
         let full = must_write(&NANOPI_M6, None, 8 * MIB, Some(8 * MIB));
         assert_eq!(full.wipe_after_image, None);
-        assert_eq!(must_write(&NANOPI_M6, None, 8 * MIB, None).wipe_after_image, None);
+        assert_eq!(
+            must_write(&NANOPI_M6, None, 8 * MIB, None).wipe_after_image,
+            None
+        );
     }
 
     #[test]

@@ -57,7 +57,11 @@ fn bmaptool_fixtures_parse_with_the_documented_fields() {
             .iter()
             .map(|r| (r.first_block, r.last_block))
             .collect();
-        assert_eq!(first, [(0, 1), (3, 5), (9, 10), (12, 12), (15, 18)], "{name}");
+        assert_eq!(
+            first,
+            [(0, 1), (3, 5), (9, 10), (12, 12), (15, 18)],
+            "{name}"
+        );
         let mapped_blocks: u64 = bmap
             .ranges
             .iter()

@@ -6,7 +6,7 @@ use common::*;
 use rockusb_images::gpt::{
     Copy, GptHeader, GptProblem, GptReadOptions, GptReport, HeaderError, entry,
 };
-use rockusb_images::read_at::{SeekReader, Window};
+use rockusb_images::read_at::{SeekReader, Window, Windows};
 use std::path::Path;
 
 fn read_report(image: &[u8]) -> GptReport {
@@ -46,7 +46,11 @@ fn talos_shaped_image_matches_what_sgdisk_reports() {
     assert_eq!(backup.header.entries_lba, TALOS_TEST_IMAGE_LEN / 512 - 33);
     assert_eq!(primary.partitions, backup.partitions);
 
-    let names: Vec<&str> = report.partitions().iter().map(|p| p.name.as_str()).collect();
+    let names: Vec<&str> = report
+        .partitions()
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     assert_eq!(names, ["EFI", "BIOS", "BOOT", "META"]);
     for p in report.partitions() {
         let expected = sgdisk_info(&path, p.number);
@@ -54,7 +58,12 @@ fn talos_shaped_image_matches_what_sgdisk_reports() {
         assert_eq!(p.last_lba, expected.last, "{}", p.name);
         assert_eq!(p.name, expected.name);
         assert_eq!(p.type_guid.to_string(), expected.type_guid, "{}", p.name);
-        assert_eq!(p.unique_guid.to_string(), expected.unique_guid, "{}", p.name);
+        assert_eq!(
+            p.unique_guid.to_string(),
+            expected.unique_guid,
+            "{}",
+            p.name
+        );
         assert_eq!(p.attributes, expected.attributes, "{}", p.name);
     }
     assert_eq!(report.partitions()[0].first_lba, 22528);
@@ -64,8 +73,17 @@ fn talos_shaped_image_matches_what_sgdisk_reports() {
     );
 
     let printed = report.to_string();
-    for needle in ["EFI system", "BIOS boot", "META", "entries at LBA 20482", "No problems found."] {
-        assert!(printed.contains(needle), "missing {needle:?} in:\n{printed}");
+    for needle in [
+        "EFI system",
+        "BIOS boot",
+        "META",
+        "entries at LBA 20482",
+        "No problems found.",
+    ] {
+        assert!(
+            printed.contains(needle),
+            "missing {needle:?} in:\n{printed}"
+        );
     }
 }
 
@@ -122,10 +140,14 @@ fn a_damaged_entry_array_and_a_truncated_image_are_named() {
     // A byte of META's name in the primary array at LBA 20482.
     image[20482 * 512 + 3 * 128 + 56] = b'X';
     let report = read_report(&image);
-    assert!(report.problems.iter().any(|p| matches!(
-        p,
-        GptProblem::EntriesCrcMismatch { which: Copy::Primary, stored: s, .. } if *s == stored
-    )), "{:?}", report.problems);
+    assert!(
+        report.problems.iter().any(|p| matches!(
+            p,
+            GptProblem::EntriesCrcMismatch { which: Copy::Primary, stored: s, .. } if *s == stored
+        )),
+        "{:?}",
+        report.problems
+    );
     assert_eq!(report.table().unwrap().which, Copy::Backup);
     assert_eq!(report.partition_named("META").unwrap().name, "META");
 
@@ -134,11 +156,15 @@ fn a_damaged_entry_array_and_a_truncated_image_are_named() {
     image.truncate(image.len() - 1024 * 1024);
     let report = read_report(&image);
     let expected_backup = TALOS_TEST_IMAGE_LEN / 512 - 1;
-    assert!(report.problems.contains(&GptProblem::BackupNotAtEnd {
-        alternate_lba: expected_backup,
-        last_lba: image.len() as u64 / 512 - 1,
-        len_what: "image",
-    }), "{:?}", report.problems);
+    assert!(
+        report.problems.contains(&GptProblem::BackupNotAtEnd {
+            alternate_lba: expected_backup,
+            last_lba: image.len() as u64 / 512 - 1,
+            len_what: "image",
+        }),
+        "{:?}",
+        report.problems
+    );
     assert!(report.problems.contains(&GptProblem::HeaderBeyondData {
         which: Copy::Backup,
         lba: expected_backup,
@@ -198,18 +224,26 @@ fn overlapping_reversed_and_out_of_range_partitions_are_each_reported() {
         first: efi_last - 9,
         last: efi_last,
     }));
-    assert!(report
-        .problems
-        .iter()
-        .any(|p| matches!(p, GptProblem::PartitionReversed { number: 3, .. })));
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, GptProblem::PartitionReversed { number: 3, .. }))
+    );
     assert!(report.problems.iter().any(|p| matches!(
         p,
-        GptProblem::PartitionBeyondEnd { number: 4, last: 100_000, .. }
+        GptProblem::PartitionBeyondEnd {
+            number: 4,
+            last: 100_000,
+            ..
+        }
     )));
-    assert!(report.problems.iter().any(|p| matches!(
-        p,
-        GptProblem::PartitionOutsideUsable { number: 4, .. }
-    )));
+    assert!(
+        report
+            .problems
+            .iter()
+            .any(|p| matches!(p, GptProblem::PartitionOutsideUsable { number: 4, .. }))
+    );
 }
 
 #[test]
@@ -231,15 +265,12 @@ fn only_the_start_of_a_streamed_image_still_yields_the_table() {
 
     // The tail, kept by the flasher, checks the backup later.
     let tail_start = image.len() - 64 * 1024;
-    let mut both = rockusb_images::read_at::ReadAtFn(|off: u64, buf: &mut [u8]| {
-        if off >= tail_start as u64 {
-            Window::new(tail_start as u64, &image[tail_start..]).read_exact_at_(off, buf)
-        } else {
-            Window::new(0, prefix).read_exact_at_(off, buf)
-        }
-    });
+    let both = Windows(vec![
+        Window::new(0, prefix),
+        Window::new(tail_start as u64, &image[tail_start..]),
+    ]);
     let full = GptReport::read(
-        &mut both,
+        both,
         GptReadOptions {
             len: Some(image.len() as u64),
             ..GptReadOptions::default()
@@ -248,16 +279,6 @@ fn only_the_start_of_a_streamed_image_still_yields_the_table() {
     .unwrap();
     assert!(full.is_clean(), "{:?}", full.problems);
     assert!(full.backup.is_some());
-}
-
-/// `ReadAt::read_exact_at` through a by-value window (keeps the closure above short).
-trait ReadExactAt {
-    fn read_exact_at_(self, off: u64, buf: &mut [u8]) -> std::io::Result<()>;
-}
-impl ReadExactAt for Window<'_> {
-    fn read_exact_at_(mut self, off: u64, buf: &mut [u8]) -> std::io::Result<()> {
-        rockusb_images::read_at::ReadAt::read_exact_at(&mut self, off, buf)
-    }
 }
 
 #[test]
@@ -287,30 +308,48 @@ fn shared_gpt_fixtures_match_their_manifest() {
     let p = report.primary.as_ref().unwrap();
     assert_eq!(p.header.header_crc32, 0x55f0_6699);
     assert_eq!(p.header.entries_crc32, 0x5fad_601b);
-    assert_eq!((p.header.first_usable_lba, p.header.last_usable_lba), (34, 38));
-    assert_eq!(p.header.disk_guid.to_string(), "1B6A2BFA-E92B-184C-A8A7-ED0610D54821");
+    assert_eq!(
+        (p.header.first_usable_lba, p.header.last_usable_lba),
+        (34, 38)
+    );
+    assert_eq!(
+        p.header.disk_guid.to_string(),
+        "1B6A2BFA-E92B-184C-A8A7-ED0610D54821"
+    );
     assert_eq!(report.backup.as_ref().unwrap().lba, 71);
     assert_eq!(report.backup.as_ref().unwrap().header.entries_lba, 39);
     let parts = report.partitions();
     assert_eq!(parts.len(), 2);
     assert_eq!((parts[0].first_lba, parts[0].last_lba), (34, 34));
     assert_eq!((parts[1].first_lba, parts[1].last_lba), (35, 38));
-    assert_eq!(parts[0].unique_guid.to_string(), "F38EAB50-076F-CB45-97F8-B1B7E5AF078F");
-    assert_eq!(parts[1].type_guid.to_string(), "0FC63DAF-8483-4772-8E79-3D69D8477DE4");
+    assert_eq!(
+        parts[0].unique_guid.to_string(),
+        "F38EAB50-076F-CB45-97F8-B1B7E5AF078F"
+    );
+    assert_eq!(
+        parts[1].type_guid.to_string(),
+        "0FC63DAF-8483-4772-8E79-3D69D8477DE4"
+    );
     assert_eq!(parts[0].name, "");
 
     let report = read_report(&shared_image(&dir, "gptman__disk1.img"));
     assert!(report.is_clean(), "{:?}", report.problems);
     let p = report.primary.as_ref().unwrap();
     assert_eq!(p.header.header_crc32, 0xa3b0_b472);
-    assert_eq!(p.header.disk_guid.to_string(), "43DD387E-EDEC-F44C-BCC1-D40D85B9D649");
+    assert_eq!(
+        p.header.disk_guid.to_string(),
+        "43DD387E-EDEC-F44C-BCC1-D40D85B9D649"
+    );
     let parts = report.partitions();
     assert_eq!(parts[0].name, "Foo");
     assert_eq!((parts[0].first_lba, parts[0].last_lba), (34, 43));
     assert_eq!(parts[1].name, "Bar");
     assert_eq!((parts[1].first_lba, parts[1].last_lba), (48, 52));
     assert_eq!(parts[1].attributes, 0x8000_0000_0000_0004);
-    assert_eq!(parts[1].unique_guid.to_string(), "EAD03E6F-52EC-B847-BADB-227AC1313CFD");
+    assert_eq!(
+        parts[1].unique_guid.to_string(),
+        "EAD03E6F-52EC-B847-BADB-227AC1313CFD"
+    );
     assert_eq!(parts[1].type_guid.type_name(), Some("Microsoft basic data"));
 }
 

@@ -36,15 +36,15 @@ fn a_talos_shaped_image_passes_with_no_findings() {
     let pf = preflight(image.as_slice(), input(Some(len), Some(1 << 30))).unwrap();
     assert!(pf.findings.is_empty(), "{:#?}", pf.findings);
     assert!(pf.may_flash());
-    assert_eq!(pf.bootloader, Some(rockusb_images::bootloader::BootloaderKind::Rkns));
+    assert_eq!(
+        pf.bootloader,
+        Some(rockusb_images::bootloader::BootloaderKind::Rkns)
+    );
 
     let mw = pf.must_write.unwrap();
     let meta = pf.gpt.partition_named("META").unwrap();
     let meta_range = ByteRange::new(meta.first_lba * 512, 1024 * 1024);
-    assert_eq!(
-        mw.merged(),
-        vec![ByteRange::new(0, 11 * MIB), meta_range]
-    );
+    assert_eq!(mw.merged(), vec![ByteRange::new(0, 11 * MIB), meta_range]);
     assert!(mw
         .regions
         .iter()
@@ -74,7 +74,10 @@ fn an_image_larger_than_the_storage_is_an_error_that_says_both_sizes() {
         }]
     );
     let text = errors[0].to_string();
-    assert!(text.contains("41943040 bytes") && text.contains("33554432 bytes"), "{text}");
+    assert!(
+        text.contains("41943040 bytes") && text.contains("33554432 bytes"),
+        "{text}"
+    );
 }
 
 #[test]
@@ -145,7 +148,11 @@ fn a_plain_gpt_image_gets_layout_warnings_but_may_be_flashed() {
         found: vec!["root".into()],
         expected: ["EFI", "BIOS", "BOOT", "META"].map(String::from).to_vec(),
     }));
-    assert!(pf.findings.iter().all(|f| f.severity() == Severity::Warning));
+    assert!(
+        pf.findings
+            .iter()
+            .all(|f| f.severity() == Severity::Warning)
+    );
     assert_eq!(pf.must_write.unwrap().missing_partitions, ["META"]);
 }
 
@@ -155,10 +162,11 @@ fn an_image_without_any_gpt_is_a_warning() {
     let pf = preflight(image.as_slice(), input(Some(image.len() as u64), None)).unwrap();
     assert!(pf.may_flash());
     assert!(pf.findings.contains(&Finding::NoGpt));
-    assert!(!pf
-        .findings
-        .iter()
-        .any(|f| matches!(f, Finding::Gpt(GptProblem::Header { .. }))));
+    assert!(
+        !pf.findings
+            .iter()
+            .any(|f| matches!(f, Finding::Gpt(GptProblem::Header { .. })))
+    );
 }
 
 /// Simulates flashing with the sparse plan onto a storage full of stale data and checks
@@ -200,9 +208,22 @@ fn a_sparse_plan_writes_every_non_zero_block_and_all_of_meta() {
             assert_eq!(&storage[at..at + block.len()], block, "block {i}");
         }
     }
-    let meta = pf.gpt.partition_named("META").unwrap().byte_range(512).unwrap();
-    assert!(storage[meta.start as usize..meta.end() as usize].iter().all(|&b| b == 0));
-    assert!(storage[(storage_len - MIB) as usize..].iter().all(|&b| b == 0));
+    let meta = pf
+        .gpt
+        .partition_named("META")
+        .unwrap()
+        .byte_range(512)
+        .unwrap();
+    assert!(
+        storage[meta.start as usize..meta.end() as usize]
+            .iter()
+            .all(|&b| b == 0)
+    );
+    assert!(
+        storage[(storage_len - MIB) as usize..]
+            .iter()
+            .all(|&b| b == 0)
+    );
 
     let stats = planner.stats();
     assert_eq!(stats.bytes_seen, len);

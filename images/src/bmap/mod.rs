@@ -60,7 +60,9 @@ pub enum BmapError {
     Xml(String),
     #[error("the root element is <{0}>, not <bmap>: this is not a bmap file")]
     NotBmap(String),
-    #[error("the <bmap> element has no valid version attribute (found {0:?}); expected e.g. \"2.0\"")]
+    #[error(
+        "the <bmap> element has no valid version attribute (found {0:?}); expected e.g. \"2.0\""
+    )]
     BadVersion(Option<String>),
     #[error(
         "bmap format version {major}.{minor} is newer than this tool understands (up to {SUPPORTED_MAJOR}.x); update rockusb or regenerate the bmap with an older bmaptool"
@@ -70,7 +72,9 @@ pub enum BmapError {
     Missing(&'static str),
     #[error("<{element}> holds {text:?}, not a number")]
     NotANumber { element: &'static str, text: String },
-    #[error("block size {0} is not a non-zero multiple of the 512-byte sector, so its blocks cannot be written as whole sectors")]
+    #[error(
+        "block size {0} is not a non-zero multiple of the 512-byte sector, so its blocks cannot be written as whole sectors"
+    )]
     BadBlockSize(u64),
     #[error(
         "inconsistent bmap: an image of {image_size} bytes has {expected} blocks of {block_size} bytes, but <BlocksCount> says {blocks_count}"
@@ -85,14 +89,18 @@ pub enum BmapError {
     UnsupportedChecksum(String),
     #[error("range {index}: {text:?} is not a block range like \"12\" or \"3-5\"")]
     BadRange { index: usize, text: String },
-    #[error("range {index} (blocks {first}-{last}) is reversed or extends past the last block {last_block}")]
+    #[error(
+        "range {index} (blocks {first}-{last}) is reversed or extends past the last block {last_block}"
+    )]
     RangeOutOfBounds {
         index: usize,
         first: u64,
         last: u64,
         last_block: u64,
     },
-    #[error("range {index} (starting at block {first}) does not come after the previous range (ending at block {previous_last}); ranges must be sorted and disjoint")]
+    #[error(
+        "range {index} (starting at block {first}) does not come after the previous range (ending at block {previous_last}); ranges must be sorted and disjoint"
+    )]
     RangesOutOfOrder {
         index: usize,
         first: u64,
@@ -199,12 +207,12 @@ impl Bmap {
             Some(kind) => match child(root, file_element) {
                 Some(node) => {
                     let text = node.text().unwrap_or("").trim().to_string();
-                    if hex::decode(&text).is_none_or(|d| d.len() != kind.len()) {
+                    if hex::decode(&text).is_none_or(|d| d.len() != kind.digest_len()) {
                         return Err(BmapError::BadFileChecksum {
                             element: file_element,
                             text,
                             kind,
-                            len: kind.len() * 2,
+                            len: kind.digest_len() * 2,
                         });
                     }
                     Some(text)
@@ -252,12 +260,12 @@ impl Bmap {
             let checksum = match (checksum_type, node.attribute(range_attr)) {
                 (Some(kind), Some(text)) => {
                     let text = text.trim();
-                    let digest = hex::decode(text).filter(|d| d.len() == kind.len());
+                    let digest = hex::decode(text).filter(|d| d.len() == kind.digest_len());
                     Some(digest.ok_or_else(|| BmapError::BadRangeChecksum {
                         index,
                         text: text.to_string(),
                         kind,
-                        len: kind.len() * 2,
+                        len: kind.digest_len() * 2,
                     })?)
                 }
                 _ => None,
@@ -369,7 +377,8 @@ mod tests {
 
     #[test]
     fn refuses_inconsistent_or_unsupported_files_with_the_reason() {
-        let cases: [(String, fn(&BmapError) -> bool); 6] = [
+        type Check = fn(&BmapError) -> bool;
+        let cases: [(String, Check); 6] = [
             (v2("<Range>1-0</Range>", ""), |e| {
                 matches!(e, BmapError::RangeOutOfBounds { .. })
             }),
@@ -394,7 +403,11 @@ mod tests {
             let err = Bmap::parse(text.as_bytes()).unwrap_err();
             assert!(check(&err), "unexpected error {err:?} for {text}");
         }
-        let err = Bmap::parse(v2("", "").replace("<BlocksCount> 3", "<BlocksCount> 4").as_bytes());
+        let err = Bmap::parse(
+            v2("", "")
+                .replace("<BlocksCount> 3", "<BlocksCount> 4")
+                .as_bytes(),
+        );
         assert!(matches!(
             err,
             Err(BmapError::BlocksCountMismatch { expected: 3, .. })

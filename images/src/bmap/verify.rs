@@ -17,7 +17,10 @@ pub enum RangeStatus {
     Matched,
     /// The bmap gives no checksum for it (formats before 1.3).
     NoChecksum,
-    Mismatch { expected: String, computed: String },
+    Mismatch {
+        expected: String,
+        computed: String,
+    },
     /// Some of its bytes were never fed, so it could not be checked.
     Incomplete,
 }

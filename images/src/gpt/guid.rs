@@ -28,10 +28,16 @@ const KNOWN_TYPES: &[(&str, &str)] = &[
     ("21686148-6449-6E6F-744E-656564454649", "BIOS boot"),
     ("0FC63DAF-8483-4772-8E79-3D69D8477DE4", "Linux filesystem"),
     ("B921B045-1DF0-41C3-AF44-4C6F280D3FAE", "Linux root (arm64)"),
-    ("4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709", "Linux root (x86-64)"),
+    (
+        "4F68BCE3-E8CD-4DB1-96E7-FBCAF984B709",
+        "Linux root (x86-64)",
+    ),
     ("0657FD6D-A4AB-43C4-84E5-0933C84B4F4F", "Linux swap"),
     ("E6D6D379-F507-44C2-A23C-238F2A3DF928", "Linux LVM"),
-    ("EBD0A0A2-B9E5-4433-87C0-68B6B72699C7", "Microsoft basic data"),
+    (
+        "EBD0A0A2-B9E5-4433-87C0-68B6B72699C7",
+        "Microsoft basic data",
+    ),
 ];
 
 /// Displayed the usual way: `C12A7328-F81F-11D2-BA4B-00A0C93EC93B`.
@@ -95,13 +101,20 @@ mod tests {
         ];
         let g = Guid(bytes);
         assert_eq!(g.to_string(), "1B6A2BFA-E92B-184C-A8A7-ED0610D54821");
-        assert_eq!("1B6A2BFA-E92B-184C-A8A7-ED0610D54821".parse::<Guid>(), Ok(g));
+        assert_eq!(
+            "1B6A2BFA-E92B-184C-A8A7-ED0610D54821".parse::<Guid>(),
+            Ok(g)
+        );
     }
 
     #[test]
     fn rejects_malformed_text_and_names_known_types() {
         assert!("1B6A2BFA-E92B-184C-A8A7".parse::<Guid>().is_err());
-        assert!("ZZ6A2BFA-E92B-184C-A8A7-ED0610D54821".parse::<Guid>().is_err());
+        assert!(
+            "ZZ6A2BFA-E92B-184C-A8A7-ED0610D54821"
+                .parse::<Guid>()
+                .is_err()
+        );
         let efi: Guid = "c12a7328-f81f-11d2-ba4b-00a0c93ec93b".parse().unwrap();
         assert_eq!(efi.type_name(), Some("EFI system"));
         assert_eq!(Guid::ZERO.type_name(), None);

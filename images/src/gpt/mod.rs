@@ -110,10 +110,7 @@ fn read_opt(
     }
 }
 
-fn has_signature(
-    src: &mut (impl ReadAt + ?Sized),
-    sector_size: u64,
-) -> Result<bool, GptReadError> {
+fn has_signature(src: &mut (impl ReadAt + ?Sized), sector_size: u64) -> Result<bool, GptReadError> {
     let mut sig = [0u8; 8];
     let found = read_opt(src, sector_size, &mut sig, || {
         format!("LBA 1 at {sector_size}-byte sectors")
@@ -123,10 +120,7 @@ fn has_signature(
 
 impl GptReport {
     /// Reads and checks the table from `src`.
-    pub fn read(
-        mut src: impl ReadAt,
-        options: GptReadOptions,
-    ) -> Result<GptReport, GptReadError> {
+    pub fn read(mut src: impl ReadAt, options: GptReadOptions) -> Result<GptReport, GptReadError> {
         let src = &mut src;
         let sector_size = match options.sector_size {
             Some(size) => size,
@@ -177,7 +171,11 @@ impl GptReport {
         let backup = if !options.check_backup {
             None
         } else {
-            match primary.as_ref().map(|p| p.header.alternate_lba).or(last_lba) {
+            match primary
+                .as_ref()
+                .map(|p| p.header.alternate_lba)
+                .or(last_lba)
+            {
                 Some(lba) => reader.read_copy(src, Copy::Backup, lba)?,
                 None => {
                     reader.problems.push(GptProblem::BackupNotLocated);
@@ -416,7 +414,11 @@ impl CopyReader<'_> {
             return Ok(None);
         };
         let mut sector = vec![0u8; usize::try_from(ss).unwrap_or(512)];
-        if read_opt(src, offset, &mut sector, || format!("the {which} GPT header"))?.is_none() {
+        if read_opt(src, offset, &mut sector, || {
+            format!("the {which} GPT header")
+        })?
+        .is_none()
+        {
             self.problems.push(GptProblem::HeaderBeyondData {
                 which,
                 lba,
@@ -427,8 +429,7 @@ impl CopyReader<'_> {
         let header = match GptHeader::parse(&sector) {
             Ok(h) => h,
             Err(error) => {
-                self.problems
-                    .push(GptProblem::Header { which, lba, error });
+                self.problems.push(GptProblem::Header { which, lba, error });
                 return Ok(None);
             }
         };

@@ -44,7 +44,11 @@ pub enum GptProblem {
     )]
     BackupNotLocated,
     #[error("{which} header at LBA {lba} records its own position as LBA {recorded}")]
-    HeaderWrongLocation { which: Copy, lba: u64, recorded: u64 },
+    HeaderWrongLocation {
+        which: Copy,
+        lba: u64,
+        recorded: u64,
+    },
     #[error(
         "the primary header places the backup header at LBA {alternate_lba}, but the last LBA of the {len_what} is {last_lba}"
     )]
@@ -79,9 +83,7 @@ pub enum GptProblem {
     },
     #[error("usable LBA range {first}..={last} is empty or reversed")]
     UsableRangeInvalid { first: u64, last: u64 },
-    #[error(
-        "the last usable LBA {last_usable} is not below the backup header's LBA {backup_lba}"
-    )]
+    #[error("the last usable LBA {last_usable} is not below the backup header's LBA {backup_lba}")]
     UsableRangePastBackup { last_usable: u64, backup_lba: u64 },
     #[error("primary and backup headers disagree on {field}: primary {primary}, backup {backup}")]
     CopiesDiffer {
@@ -119,9 +121,7 @@ pub enum GptProblem {
         last_lba: u64,
         len_what: &'static str,
     },
-    #[error(
-        "partitions {a} ({a_name:?}) and {b} ({b_name:?}) overlap at LBAs {first}..={last}"
-    )]
+    #[error("partitions {a} ({a_name:?}) and {b} ({b_name:?}) overlap at LBAs {first}..={last}")]
     PartitionsOverlap {
         a: u32,
         a_name: String,

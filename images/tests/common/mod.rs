@@ -41,7 +41,9 @@ pub fn talos_image(dir: &Path) -> PathBuf {
         Command::new("sgdisk")
             .arg("--move-main-table=20482")
             .args(["-n", "1:22528:+8M", "-t", "1:EF00", "-c", "1:EFI"])
-            .args(["-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2"])
+            .args([
+                "-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2",
+            ])
             .args(["-n", "3:0:+16M", "-t", "3:8300", "-c", "3:BOOT"])
             .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
             .arg(&path),
@@ -57,7 +59,10 @@ pub fn talos_image(dir: &Path) -> PathBuf {
 /// A plain sgdisk image: entries at LBA 2, one partition named "root".
 pub fn plain_image(dir: &Path) -> PathBuf {
     let path = dir.join("plain.raw");
-    std::fs::File::create(&path).unwrap().set_len(8 * MIB).unwrap();
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(8 * MIB)
+        .unwrap();
     rockusb_testkit::run(
         Command::new("sgdisk")
             .args(["-n", "1:2048:+4M", "-t", "1:8300", "-c", "1:root"])
