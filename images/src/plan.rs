@@ -227,6 +227,7 @@ impl Planner {
         let mut i = self.cursor;
         while pos < end {
             match self.forced.get(i) {
+                Some(r) if r.end() <= pos => i += 1,
                 Some(r) if r.start <= pos => {
                     let stop = r.end().min(end);
                     self.push(out, ByteRange::new(pos, stop - pos));

@@ -491,3 +491,125 @@ impl CopyReader<'_> {
         }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A minimal but complete GPT on `sectors` sectors of `ss` bytes with one partition.
+    fn synthetic(ss: usize, sectors: u64, part: &Partition) -> Vec<u8> {
+        let mut image = vec![0u8; ss * sectors as usize];
+        image[510] = 0x55;
+        image[511] = 0xAA;
+        image[446 + 4] = 0xEE;
+        let array_lbas = (128 * 128_u64).div_ceil(ss as u64);
+        let mut array = vec![0u8; 128 * 128];
+        array[..128].copy_from_slice(&entry::entry_to_bytes(part));
+        let crc = CRC32.checksum(&array);
+        let last = sectors - 1;
+        let header = |my: u64, alt: u64, entries: u64| GptHeader {
+            revision: 0x0001_0000,
+            header_size: 92,
+            header_crc32: 0,
+            my_lba: my,
+            alternate_lba: alt,
+            first_usable_lba: 2 + array_lbas,
+            last_usable_lba: last - 1 - array_lbas,
+            disk_guid: Guid([9; 16]),
+            entries_lba: entries,
+            entry_count: 128,
+            entry_size: 128,
+            entries_crc32: crc,
+        };
+        for (h, array_lba) in [
+            (header(1, last, 2), 2),
+            (header(last, 1, last - array_lbas), last - array_lbas),
+        ] {
+            let at = h.my_lba as usize * ss;
+            image[at..at + 92].copy_from_slice(&h.to_bytes());
+            let at = array_lba as usize * ss;
+            image[at..at + array.len()].copy_from_slice(&array);
+        }
+        image
+    }
+
+    fn part() -> Partition {
+        part_at(10, 20)
+    }
+
+    fn part_at(first_lba: u64, last_lba: u64) -> Partition {
+        Partition {
+            number: 1,
+            type_guid: "0FC63DAF-8483-4772-8E79-3D69D8477DE4".parse().unwrap(),
+            unique_guid: Guid([3; 16]),
+            first_lba,
+            last_lba,
+            attributes: 0,
+            name: "data".into(),
+        }
+    }
+
+    #[test]
+    fn a_4k_sector_table_is_found_by_probing() {
+        let image = synthetic(4096, 256, &part());
+        let options = GptReadOptions {
+            len: Some(image.len() as u64),
+            ..GptReadOptions::default()
+        };
+        let report = GptReport::read(image.as_slice(), options).unwrap();
+        assert_eq!(report.sector_size, 4096);
+        assert!(report.is_clean(), "{:?}", report.problems);
+        assert_eq!(report.backup.as_ref().unwrap().lba, 255);
+        let p = report.partition_named("data").unwrap();
+        assert_eq!(
+            p.byte_range(report.sector_size),
+            Some(crate::ByteRange::new(10 * 4096, 11 * 4096))
+        );
+    }
+
+    #[test]
+    fn a_backup_that_differs_from_the_primary_is_reported() {
+        let mut image = synthetic(512, 128, &part_at(40, 50));
+        // Re-sign the backup header with another disk GUID.
+        let backup = GptHeader::parse(&image[127 * 512..128 * 512]).unwrap();
+        let other = GptHeader {
+            disk_guid: Guid([4; 16]),
+            ..backup
+        };
+        image[127 * 512..127 * 512 + 92].copy_from_slice(&other.to_bytes());
+        let report = GptReport::read(image.as_slice(), GptReadOptions::default()).unwrap();
+        assert_eq!(
+            report.problems,
+            vec![GptProblem::CopiesDiffer {
+                field: "the disk GUID",
+                primary: Guid([9; 16]).to_string(),
+                backup: Guid([4; 16]).to_string(),
+            }]
+        );
+    }
+
+    #[test]
+    fn an_implausibly_large_entry_array_is_refused_without_allocating_it() {
+        let mut image = synthetic(512, 128, &part_at(40, 50));
+        let h = GptHeader::parse(&image[512..1024]).unwrap();
+        let huge = GptHeader {
+            entry_count: u32::MAX,
+            entry_size: 1 << 16,
+            ..h
+        };
+        image[512..512 + 92].copy_from_slice(&huge.to_bytes());
+        let options = GptReadOptions {
+            len: Some(image.len() as u64),
+            ..GptReadOptions::default()
+        };
+        let report = GptReport::read(image.as_slice(), options).unwrap();
+        assert!(matches!(
+            report.problems.first(),
+            Some(GptProblem::EntryArrayInvalid {
+                which: Copy::Primary,
+                ..
+            })
+        ));
+        assert_eq!(report.table().unwrap().which, Copy::Backup);
+    }
+}
