@@ -43,6 +43,8 @@ done
 command -v aarch64-linux-gnu-gcc >/dev/null || { echo "aarch64-linux-gnu-gcc not found: apt-get install -y gcc-aarch64-linux-gnu" >&2; exit 1; }
 
 static="-C target-feature=+crt-static"
+# The installers ship in the overlay image: no debug info, symbols stripped.
+export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
 
 echo "building the static x86_64 installer and packer" >&2
 RUSTFLAGS="$static" "$cargo" build --release --manifest-path "$root/Cargo.toml" \

@@ -56,7 +56,11 @@ mod tests {
         image.push(0xFF);
         assert!(matches!(
             validate(&image, &NANOPI_M6),
-            Err(BootloaderError::TooLarge { len: 10_454_017, max: 10_454_016, .. })
+            Err(BootloaderError::TooLarge {
+                len: 10_454_017,
+                max: 10_454_016,
+                ..
+            })
         ));
     }
 

@@ -3,10 +3,10 @@
 //! stderr and exit status 1 (the caller in `main` does the printing and exiting).
 
 use crate::board::{LAYOUT, OVERLAY_NAME};
+use crate::disk::WriteOutcome;
 use crate::install::{self, InstallError};
 use crate::options::{BoardOptions, OptionsError};
 use crate::protocol::{self, OverlayOptions, PartitionOptions, ProtocolError};
-use crate::disk::WriteOutcome;
 use std::ffi::OsString;
 use std::io::{Read, Write};
 use thiserror::Error;
@@ -31,7 +31,11 @@ pub enum CliError {
 }
 
 /// Runs one protocol command. `args` excludes the program name.
-pub fn run(args: &[OsString], stdin: &mut dyn Read, stdout: &mut dyn Write) -> Result<(), CliError> {
+pub fn run(
+    args: &[OsString],
+    stdin: &mut dyn Read,
+    stdout: &mut dyn Write,
+) -> Result<(), CliError> {
     // Like the Go adapter, only the first argument is looked at.
     let command = args.first().ok_or(CliError::MissingCommand)?;
     let mut input = Vec::new();
@@ -44,7 +48,9 @@ pub fn run(args: &[OsString], stdin: &mut dyn Read, stdout: &mut dyn Write) -> R
             stdin.read_to_end(&mut input).map_err(CliError::Stdin)?;
             run_install(&input, stdout)
         }
-        _ => Err(CliError::UnknownCommand(command.to_string_lossy().into_owned())),
+        _ => Err(CliError::UnknownCommand(
+            command.to_string_lossy().into_owned(),
+        )),
     }
 }
 
@@ -59,7 +65,9 @@ fn get_options(input: &[u8], stdout: &mut dyn Write) -> Result<(), CliError> {
         },
     };
     let yaml = protocol::encode_options(&reply)?;
-    stdout.write_all(yaml.as_bytes()).map_err(CliError::Stdout)?;
+    stdout
+        .write_all(yaml.as_bytes())
+        .map_err(CliError::Stdout)?;
     stdout.flush().map_err(CliError::Stdout)
 }
 

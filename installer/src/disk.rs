@@ -31,14 +31,20 @@ pub enum DiskError {
     #[error(
         "the install disk {path} is {size} bytes, too small to hold the bootloader up to byte {needed}; installDisk must be the whole disk (e.g. /dev/mmcblk0), not a partition"
     )]
-    TooSmall { path: PathBuf, size: u64, needed: u64 },
+    TooSmall {
+        path: PathBuf,
+        size: u64,
+        needed: u64,
+    },
     #[error("refusing to write the bootloader to {path}: {source}")]
     Partitioning {
         path: PathBuf,
         #[source]
         source: GptGuardError,
     },
-    #[error("the bootloader read back from {path} differs from what was written; the disk may be failing")]
+    #[error(
+        "the bootloader read back from {path} differs from what was written; the disk may be failing"
+    )]
     VerifyFailed { path: PathBuf },
 }
 
@@ -74,7 +80,9 @@ pub fn write_bootloader(
             source,
         })?;
     // Seeking to the end gives the size of regular files and block devices alike.
-    let size = file.seek(SeekFrom::End(0)).map_err(io("finding the size"))?;
+    let size = file
+        .seek(SeekFrom::End(0))
+        .map_err(io("finding the size"))?;
     let offset = layout.bootloader_offset();
     let needed = offset + image.len() as u64;
     if size < needed {

@@ -115,8 +115,12 @@ pub fn check(dtb: &[u8]) -> Result<AcceptedDtb, DtbGateError> {
     let root = fdt.root();
     let compatible = root.string_list("compatible");
     let model = root.string("model");
-    let is_board = compatible.iter().any(|c| BOARD_COMPATIBLES.contains(&c.as_str()));
-    let is_soc = compatible.iter().any(|c| SOC_COMPATIBLES.contains(&c.as_str()));
+    let is_board = compatible
+        .iter()
+        .any(|c| BOARD_COMPATIBLES.contains(&c.as_str()));
+    let is_soc = compatible
+        .iter()
+        .any(|c| SOC_COMPATIBLES.contains(&c.as_str()));
     if !(is_board && is_soc) {
         return Err(DtbGateError::OtherBoard { model, compatible });
     }
@@ -198,7 +202,10 @@ fn check_cpu_operating_points(fdt: &Fdt) -> Result<(), Missing> {
             .filter_map(|&i| fdt.node(i))
             .any(|opp| opp.property("opp-hz").is_some());
         if !has_opp {
-            problems.push(format!("{name}'s OPP table {} has no opp-hz entries", table.name));
+            problems.push(format!(
+                "{name}'s OPP table {} has no opp-hz entries",
+                table.name
+            ));
         }
     }
     if problems.is_empty() {

@@ -86,17 +86,23 @@ fn create_dirs(dir: &Path) -> Result<(), DtbInstallError> {
 
 /// Writes `dtb` as `dir/file_name` through a temporary file and a rename, so an upgrade
 /// interrupted half-way leaves the old DTB rather than a truncated one.
-fn write_file_atomically(dir: &Path, file_name: &str, dtb: &[u8]) -> Result<PathBuf, DtbInstallError> {
+fn write_file_atomically(
+    dir: &Path,
+    file_name: &str,
+    dtb: &[u8],
+) -> Result<PathBuf, DtbInstallError> {
     let target = dir.join(file_name);
     if fs::read(&target).is_ok_and(|existing| existing == dtb) {
         return Ok(target);
     }
     let temporary = dir.join(format!(".{file_name}.new"));
     let mut file = File::create(&temporary).map_err(io_error("creating", &temporary))?;
-    file.write_all(dtb).map_err(io_error("writing", &temporary))?;
+    file.write_all(dtb)
+        .map_err(io_error("writing", &temporary))?;
     file.set_permissions(fs::Permissions::from_mode(FILE_MODE))
         .map_err(io_error("setting mode 0644 on", &temporary))?;
-    file.sync_all().map_err(io_error("flushing (fsync)", &temporary))?;
+    file.sync_all()
+        .map_err(io_error("flushing (fsync)", &temporary))?;
     drop(file);
     fs::rename(&temporary, &target).map_err(io_error("renaming into place", &target))?;
     // Make the rename itself durable. Some filesystems refuse fsync on a directory
@@ -108,7 +114,11 @@ fn write_file_atomically(dir: &Path, file_name: &str, dtb: &[u8]) -> Result<Path
 }
 
 /// Installs the DTB into every target directory; returns the files written.
-pub fn install_dtb(mount_prefix: &str, file_name: &str, dtb: &[u8]) -> Result<Vec<PathBuf>, DtbInstallError> {
+pub fn install_dtb(
+    mount_prefix: &str,
+    file_name: &str,
+    dtb: &[u8],
+) -> Result<Vec<PathBuf>, DtbInstallError> {
     target_dirs(mount_prefix)
         .into_iter()
         .map(|dir| {
@@ -124,7 +134,10 @@ mod tests {
 
     #[test]
     fn empty_prefix_means_root() {
-        assert_eq!(target_dirs(""), vec![PathBuf::from("/boot/EFI/dtb/rockchip")]);
+        assert_eq!(
+            target_dirs(""),
+            vec![PathBuf::from("/boot/EFI/dtb/rockchip")]
+        );
     }
 
     #[test]
@@ -147,9 +160,15 @@ mod tests {
         let staging = tempfile::tempdir().unwrap();
         let prefix = staging.path().to_str().unwrap();
         let written = install_dtb(prefix, "x.dtb", b"dtb").unwrap();
-        assert_eq!(written, vec![staging.path().join("boot/EFI/dtb/rockchip/x.dtb")]);
+        assert_eq!(
+            written,
+            vec![staging.path().join("boot/EFI/dtb/rockchip/x.dtb")]
+        );
         for dir in ["boot", "boot/EFI", "boot/EFI/dtb", "boot/EFI/dtb/rockchip"] {
-            let mode = fs::metadata(staging.path().join(dir)).unwrap().permissions().mode();
+            let mode = fs::metadata(staging.path().join(dir))
+                .unwrap()
+                .permissions()
+                .mode();
             assert_eq!(mode & 0o777, 0o755, "{dir}");
         }
         let file_mode = fs::metadata(&written[0]).unwrap().permissions().mode();
@@ -170,6 +189,9 @@ mod tests {
         let staging = tempfile::tempdir().unwrap();
         fs::write(staging.path().join("boot"), b"not a dir").unwrap();
         let err = install_dtb(staging.path().to_str().unwrap(), "x.dtb", b"d").unwrap_err();
-        assert!(matches!(err, DtbInstallError::NotADirectory { .. }), "{err}");
+        assert!(
+            matches!(err, DtbInstallError::NotADirectory { .. }),
+            "{err}"
+        );
     }
 }

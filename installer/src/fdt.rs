@@ -22,11 +22,17 @@ const MAX_DEPTH: usize = 64;
 pub enum FdtError {
     #[error("the file is {len} bytes, too short for a device-tree header (40 bytes)")]
     TooShort { len: usize },
-    #[error("bad magic {found:#010x}: not a flattened device tree (expected 0xd00dfeed); pass a compiled .dtb, not a .dts")]
+    #[error(
+        "bad magic {found:#010x}: not a flattened device tree (expected 0xd00dfeed); pass a compiled .dtb, not a .dts"
+    )]
     BadMagic { found: u32 },
-    #[error("the header says the tree is {declared} bytes but the file has only {actual}; the DTB is truncated")]
+    #[error(
+        "the header says the tree is {declared} bytes but the file has only {actual}; the DTB is truncated"
+    )]
     Truncated { declared: u32, actual: usize },
-    #[error("device-tree version {version} is too old (need 16 or later); recompile the DTB with a current dtc")]
+    #[error(
+        "device-tree version {version} is too old (need 16 or later); recompile the DTB with a current dtc"
+    )]
     UnsupportedVersion { version: u32 },
     #[error("the {block} block (offset {offset}, {len} bytes) lies outside the {total}-byte tree")]
     BlockOutOfBounds {
@@ -43,7 +49,9 @@ pub enum FdtError {
     UnterminatedName { offset: usize },
     #[error("a name at offset {offset} is not valid UTF-8")]
     NameNotUtf8 { offset: usize },
-    #[error("the structure block is unbalanced (a node is closed that was never opened, or never closed)")]
+    #[error(
+        "the structure block is unbalanced (a node is closed that was never opened, or never closed)"
+    )]
     Unbalanced,
     #[error("nodes are nested more than {MAX_DEPTH} levels deep")]
     TooDeep,
@@ -84,7 +92,9 @@ impl Node {
     /// A string-list property (NUL-separated strings), e.g. `compatible`.
     /// Missing or non-UTF-8 entries yield an empty list / are skipped.
     pub fn string_list(&self, name: &str) -> Vec<String> {
-        self.property(name).map(split_string_list).unwrap_or_default()
+        self.property(name)
+            .map(split_string_list)
+            .unwrap_or_default()
     }
 
     /// A single-string property such as `status` or `model`.
@@ -164,7 +174,11 @@ fn align4(offset: usize) -> usize {
 impl Fdt {
     pub fn parse(blob: &[u8]) -> Result<Fdt, FdtError> {
         let header = Reader { bytes: blob };
-        let field = |index: usize| header.u32_at(index * 4).ok_or(FdtError::TooShort { len: blob.len() });
+        let field = |index: usize| {
+            header
+                .u32_at(index * 4)
+                .ok_or(FdtError::TooShort { len: blob.len() })
+        };
         if blob.len() < 40 {
             return Err(FdtError::TooShort { len: blob.len() });
         }
@@ -254,10 +268,12 @@ impl Fdt {
                 FDT_PROP => {
                     let len = structure
                         .u32_at(offset)
-                        .ok_or(FdtError::UnexpectedEnd { offset })? as usize;
+                        .ok_or(FdtError::UnexpectedEnd { offset })?
+                        as usize;
                     let name_offset = structure
                         .u32_at(offset + 4)
-                        .ok_or(FdtError::UnexpectedEnd { offset })? as usize;
+                        .ok_or(FdtError::UnexpectedEnd { offset })?
+                        as usize;
                     offset += 8;
                     let value = offset
                         .checked_add(len)
@@ -432,7 +448,10 @@ mod tests {
     fn every_truncation_is_an_error_not_a_panic() {
         let blob = tiny_dtb();
         for len in 0..blob.len() {
-            assert!(Fdt::parse(&blob[..len]).is_err(), "prefix of {len} bytes parsed");
+            assert!(
+                Fdt::parse(&blob[..len]).is_err(),
+                "prefix of {len} bytes parsed"
+            );
         }
     }
 
@@ -450,7 +469,8 @@ mod tests {
 
     #[test]
     fn rejects_a_dts_text_file() {
-        let err = Fdt::parse(b"/dts-v1/;\n/ { compatible = \"x\"; };\n padding padding").unwrap_err();
+        let err =
+            Fdt::parse(b"/dts-v1/;\n/ { compatible = \"x\"; };\n padding padding").unwrap_err();
         assert!(matches!(err, FdtError::BadMagic { .. }));
     }
 }

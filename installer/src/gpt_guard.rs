@@ -19,7 +19,11 @@ pub enum GptGuardError {
     #[error(
         "its GPT entry array starts at byte {entries_at}, inside the bootloader area (bytes {start}..{end}); the disk was partitioned without the overlay's partitionOptions.offset (20480), so reinstall Talos with this overlay"
     )]
-    EntriesOverlap { entries_at: u64, start: u64, end: u64 },
+    EntriesOverlap {
+        entries_at: u64,
+        start: u64,
+        end: u64,
+    },
     #[error(
         "its first usable sector {first_usable_lba} lies inside the bootloader area (bytes {start}..{end}); a partition there would be overwritten"
     )]
@@ -54,8 +58,8 @@ pub fn check_room_for_bootloader(disk: &File, offset: u64, len: u64) -> Result<(
     // entry count at 80 and entry size at 84.
     let first_usable_lba = u64_le(&header, 40).unwrap_or(0);
     let entries_lba = u64_le(&header, 72).unwrap_or(0);
-    let entries_len = u64::from(u32_le(&header, 80).unwrap_or(0))
-        * u64::from(u32_le(&header, 84).unwrap_or(0));
+    let entries_len =
+        u64::from(u32_le(&header, 80).unwrap_or(0)) * u64::from(u32_le(&header, 84).unwrap_or(0));
     let entries_at = entries_lba.saturating_mul(SECTOR);
     // Saturating arithmetic: the header is untrusted and may hold absurd values.
     let entries_end = entries_at.saturating_add(entries_len.max(1));

@@ -77,8 +77,12 @@ pub fn elf_machine(bytes: &[u8]) -> Option<u16> {
 pub fn elf_needs_interpreter(bytes: &[u8]) -> Option<bool> {
     const PT_INTERP: u32 = 3;
     elf_machine(bytes)?;
-    let u16_at = |at: usize| -> Option<u16> { Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?)) };
-    let u64_at = |at: usize| -> Option<u64> { Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?)) };
+    let u16_at = |at: usize| -> Option<u16> {
+        Some(u16::from_le_bytes(bytes.get(at..at + 2)?.try_into().ok()?))
+    };
+    let u64_at = |at: usize| -> Option<u64> {
+        Some(u64::from_le_bytes(bytes.get(at..at + 8)?.try_into().ok()?))
+    };
     let table = usize::try_from(u64_at(32)?).ok()?;
     let entry_size = usize::from(u16_at(54)?);
     let count = usize::from(u16_at(56)?);
@@ -98,13 +102,17 @@ pub enum PackError {
     MissingInstaller(&'static str),
     #[error("the installer given for linux/{arch} is {found}; build it for that architecture")]
     WrongInstallerArch { arch: &'static str, found: String },
-    #[error("the installer for linux/{0} is dynamically linked; the imager and the node run it in minimal images without a matching libc, so build it with RUSTFLAGS=\"-C target-feature=+crt-static\" (see build-overlay.sh)")]
+    #[error(
+        "the installer for linux/{0} is dynamically linked; the imager and the node run it in minimal images without a matching libc, so build it with RUSTFLAGS=\"-C target-feature=+crt-static\" (see build-overlay.sh)"
+    )]
     DynamicInstaller(&'static str),
     #[error("{0}")]
     Bootloader(#[from] BootloaderError),
     #[error("no DTB given; pass rk3588s-nanopi-m6.dtb or rk3588s-nanopi-m6v1.dtb")]
     NoDtb,
-    #[error("DTB file name {0:?} is not one the installer can select; name it rk3588s-nanopi-m6.dtb or rk3588s-nanopi-m6v1.dtb")]
+    #[error(
+        "DTB file name {0:?} is not one the installer can select; name it rk3588s-nanopi-m6.dtb or rk3588s-nanopi-m6v1.dtb"
+    )]
     UnknownDtbName(String),
     #[error("DTB {name}: {source}")]
     Dtb {
@@ -410,6 +418,9 @@ mod tests {
             ..OverlayTree::default()
         };
         let err = tree.validate().unwrap_err();
-        assert!(matches!(err, PackError::WrongInstallerArch { arch: "arm64", .. }), "{err}");
+        assert!(
+            matches!(err, PackError::WrongInstallerArch { arch: "arm64", .. }),
+            "{err}"
+        );
     }
 }

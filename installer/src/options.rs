@@ -22,8 +22,7 @@ pub const KNOWN_OPTIONS: &[&str] = &[
 
 /// Baud rates the RK3588 UART and the 8250 driver run reliably.
 pub const SUPPORTED_BAUDS: &[u32] = &[
-    9600, 19200, 38400, 57600, 115_200, 230_400, 460_800, 921_600, 1_000_000, 1_500_000,
-    3_000_000,
+    9600, 19200, 38400, 57600, 115_200, 230_400, 460_800, 921_600, 1_000_000, 1_500_000, 3_000_000,
 ];
 
 /// The DTB file names the overlay knows.
@@ -67,9 +66,13 @@ pub enum OptionsError {
         expected: &'static str,
         got: String,
     },
-    #[error("overlay option console_baud {baud} is not a supported baud rate; use one of {SUPPORTED_BAUDS:?} (the M6 console runs at 1500000)")]
+    #[error(
+        "overlay option console_baud {baud} is not a supported baud rate; use one of {SUPPORTED_BAUDS:?} (the M6 console runs at 1500000)"
+    )]
     UnsupportedBaud { baud: u64 },
-    #[error("overlay option dtb {given:?} is not a NanoPi M6 DTB name; use rk3588s-nanopi-m6.dtb or rk3588s-nanopi-m6v1.dtb")]
+    #[error(
+        "overlay option dtb {given:?} is not a NanoPi M6 DTB name; use rk3588s-nanopi-m6.dtb or rk3588s-nanopi-m6v1.dtb"
+    )]
     UnknownDtb { given: String },
 }
 
@@ -245,7 +248,11 @@ mod tests {
         assert_eq!(typed, strings);
         assert!(typed.earlycon);
         assert_eq!(typed.console_baud, 115_200);
-        assert!(typed.kernel_args().contains(&"console=ttyS2,115200n8".to_owned()));
+        assert!(
+            typed
+                .kernel_args()
+                .contains(&"console=ttyS2,115200n8".to_owned())
+        );
         assert!(typed.kernel_args().contains(&EARLYCON.to_owned()));
     }
 
@@ -259,8 +266,14 @@ mod tests {
 
     #[test]
     fn dtb_names_cover_vendor_and_upstream() {
-        assert_eq!(DtbName::parse("rk3588s-nanopi-m6.dtb"), Some(DtbName::NanopiM6));
-        assert_eq!(DtbName::parse("rk3588s-nanopi-m6v1"), Some(DtbName::NanopiM6v1));
+        assert_eq!(
+            DtbName::parse("rk3588s-nanopi-m6.dtb"),
+            Some(DtbName::NanopiM6)
+        );
+        assert_eq!(
+            DtbName::parse("rk3588s-nanopi-m6v1"),
+            Some(DtbName::NanopiM6v1)
+        );
         assert_eq!(
             DtbName::parse("rockchip/rk3588s-nanopi-m6v1.dtb"),
             Some(DtbName::NanopiM6v1)

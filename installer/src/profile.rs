@@ -6,7 +6,15 @@ use thiserror::Error;
 use yaml_serde::Value;
 
 pub const ARCHES: &[&str] = &["amd64", "arm64"];
-pub const OUTPUT_KINDS: &[&str] = &["iso", "image", "installer", "kernel", "initramfs", "uki", "cmdline"];
+pub const OUTPUT_KINDS: &[&str] = &[
+    "iso",
+    "image",
+    "installer",
+    "kernel",
+    "initramfs",
+    "uki",
+    "cmdline",
+];
 pub const OUT_FORMATS: &[&str] = &["raw", ".tar.gz", ".xz", ".gz", ".zst"];
 pub const DISK_FORMATS: &[&str] = &["raw", "qcow2", "vhd", "ova"];
 pub const BOOTLOADERS: &[&str] = &["dual-boot", "sd-boot", "grub"];
@@ -100,7 +108,11 @@ pub struct ImageOptions {
     pub sd_boot_enroll_keys: Option<String>,
 }
 
-fn one_of(field: &'static str, value: &str, allowed: &'static [&'static str]) -> Result<(), ProfileError> {
+fn one_of(
+    field: &'static str,
+    value: &str,
+    allowed: &'static [&'static str],
+) -> Result<(), ProfileError> {
     if allowed.contains(&value) {
         Ok(())
     } else {
@@ -114,7 +126,8 @@ fn one_of(field: &'static str, value: &str, allowed: &'static [&'static str]) ->
 
 /// Parses a profile and applies the imager's validation rules.
 pub fn validate(yaml: &str) -> Result<Profile, ProfileError> {
-    let profile: Profile = yaml_serde::from_str(yaml).map_err(|e| ProfileError::Yaml(e.to_string()))?;
+    let profile: Profile =
+        yaml_serde::from_str(yaml).map_err(|e| ProfileError::Yaml(e.to_string()))?;
     one_of("arch", &profile.arch, ARCHES)?;
     if profile.platform.is_empty() {
         return Err(ProfileError::NoPlatform);
@@ -129,7 +142,10 @@ pub fn validate(yaml: &str) -> Result<Profile, ProfileError> {
     let has_args = customization.is_some_and(|c| !c.extra_kernel_args.is_empty());
     match output.kind.as_str() {
         "image" => {
-            let options = output.image_options.as_ref().ok_or(ProfileError::NoImageOptions)?;
+            let options = output
+                .image_options
+                .as_ref()
+                .ok_or(ProfileError::NoImageOptions)?;
             if options.disk_size == 0 {
                 return Err(ProfileError::NoDiskSize);
             }
@@ -200,12 +216,24 @@ mod tests {
         let cases = [
             (GOOD.replace("arm64", "riscv64"), "arch"),
             (GOOD.replace("platform: metal\n", ""), "platform"),
-            (GOOD.replace("diskSize: 1306525696", "diskSize: 0"), "diskSize"),
+            (
+                GOOD.replace("diskSize: 1306525696", "diskSize: 0"),
+                "diskSize",
+            ),
             (GOOD.replace(".xz", ".bz2"), "outFormat"),
-            (GOOD.replace("diskFormat: raw", "diskFormat: iso9660"), "diskFormat"),
-            (GOOD.replace("bootloader: grub", "bootloader: none"), "bootloader"),
+            (
+                GOOD.replace("diskFormat: raw", "diskFormat: iso9660"),
+                "diskFormat",
+            ),
+            (
+                GOOD.replace("bootloader: grub", "bootloader: none"),
+                "bootloader",
+            ),
             (GOOD.replace("kind: image", "kind: floppy"), "output.kind"),
-            (GOOD.replace("secureboot: false", "securebot: false"), "unknown field"),
+            (
+                GOOD.replace("secureboot: false", "securebot: false"),
+                "unknown field",
+            ),
         ];
         for (yaml, expect) in cases {
             let err = validate(&yaml).unwrap_err().to_string();

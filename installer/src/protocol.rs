@@ -123,7 +123,10 @@ mod tests {
     #[test]
     fn empty_and_null_option_maps_mean_no_options() {
         for input in ["{}", "{}\n", "", "\n", "null\n", "---\n"] {
-            assert!(decode_extra_options(input.as_bytes()).unwrap().is_empty(), "{input:?}");
+            assert!(
+                decode_extra_options(input.as_bytes()).unwrap().is_empty(),
+                "{input:?}"
+            );
         }
     }
 

@@ -12,7 +12,9 @@ const MAX_NAME: usize = 100;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TarError {
-    #[error("path {path:?} is longer than {MAX_NAME} bytes, which this tar writer does not support")]
+    #[error(
+        "path {path:?} is longer than {MAX_NAME} bytes, which this tar writer does not support"
+    )]
     PathTooLong { path: String },
     #[error("path {path:?} must be relative, non-empty, and free of `..` and NUL")]
     BadPath { path: String },
@@ -122,11 +124,18 @@ mod tests {
         assert_eq!(&bytes[257..263], b"ustar\0");
         // Recompute the checksum of the file header.
         let header = &bytes[512..1024];
-        let stored = u64::from_str_radix(std::str::from_utf8(&header[148..154]).unwrap(), 8).unwrap();
+        let stored =
+            u64::from_str_radix(std::str::from_utf8(&header[148..154]).unwrap(), 8).unwrap();
         let sum: u64 = header
             .iter()
             .enumerate()
-            .map(|(i, &b)| if (148..156).contains(&i) { 32 } else { u64::from(b) })
+            .map(|(i, &b)| {
+                if (148..156).contains(&i) {
+                    32
+                } else {
+                    u64::from(b)
+                }
+            })
             .sum();
         assert_eq!(stored, sum);
         assert_eq!(&bytes[1024..1029], b"hello");
@@ -135,9 +144,18 @@ mod tests {
     #[test]
     fn unsafe_or_long_paths_are_refused() {
         let mut tar = TarBuilder::new(0);
-        assert!(matches!(tar.add_file("/abs", 0o644, b""), Err(TarError::BadPath { .. })));
-        assert!(matches!(tar.add_file("a/../b", 0o644, b""), Err(TarError::BadPath { .. })));
+        assert!(matches!(
+            tar.add_file("/abs", 0o644, b""),
+            Err(TarError::BadPath { .. })
+        ));
+        assert!(matches!(
+            tar.add_file("a/../b", 0o644, b""),
+            Err(TarError::BadPath { .. })
+        ));
         let long = "x".repeat(101);
-        assert!(matches!(tar.add_file(&long, 0o644, b""), Err(TarError::PathTooLong { .. })));
+        assert!(matches!(
+            tar.add_file(&long, 0o644, b""),
+            Err(TarError::PathTooLong { .. })
+        ));
     }
 }

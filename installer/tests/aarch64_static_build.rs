@@ -106,29 +106,47 @@ fn qemu_installer(built: &Built) -> Installer {
 
 #[test]
 fn both_installers_are_static_elf_binaries_for_their_architecture() {
-    let Some((built, _)) = built("static_installers") else { return };
+    let Some((built, _)) = built("static_installers") else {
+        return;
+    };
     for (path, arch) in [(&built.amd64, Arch::Amd64), (&built.arm64, Arch::Arm64)] {
         let bytes = std::fs::read(path).unwrap();
-        assert_eq!(elf_machine(&bytes), Some(arch.elf_machine()), "{}", path.display());
-        assert_eq!(elf_needs_interpreter(&bytes), Some(false), "{} is dynamically linked", path.display());
+        assert_eq!(
+            elf_machine(&bytes),
+            Some(arch.elf_machine()),
+            "{}",
+            path.display()
+        );
+        assert_eq!(
+            elf_needs_interpreter(&bytes),
+            Some(false),
+            "{} is dynamically linked",
+            path.display()
+        );
     }
 }
 
 #[test]
 fn aarch64_installer_speaks_the_protocol_under_qemu() {
-    let Some((built, _)) = built("aarch64_protocol_under_qemu") else { return };
+    let Some((built, _)) = built("aarch64_protocol_under_qemu") else {
+        return;
+    };
     common::check_protocol(&qemu_installer(built));
 }
 
 #[test]
 fn aarch64_installer_installs_under_qemu() {
-    let Some((built, testdata)) = built("aarch64_install_under_qemu") else { return };
+    let Some((built, testdata)) = built("aarch64_install_under_qemu") else {
+        return;
+    };
     common::check_install(&qemu_installer(built), &testdata);
 }
 
 #[test]
 fn static_x86_64_installer_speaks_the_protocol() {
-    let Some((built, testdata)) = built("static_x86_64_protocol") else { return };
+    let Some((built, testdata)) = built("static_x86_64_protocol") else {
+        return;
+    };
     let installer = Installer {
         program: built.amd64.clone(),
         emulator: None,
@@ -147,12 +165,19 @@ fn skopeo(arch: &str, args: &[&str]) -> Vec<u8> {
 
 /// Lists the entries of a tar file with GNU tar, as `(type, path)`.
 fn tar_entries(tar: &Path) -> Vec<(char, String)> {
-    let listing = common::text(&rockusb_testkit::run(Command::new("tar").arg("-tvf").arg(tar)));
+    let listing = common::text(&rockusb_testkit::run(
+        Command::new("tar").arg("-tvf").arg(tar),
+    ));
     listing
         .lines()
         .map(|line| {
             let kind = line.chars().next().unwrap();
-            let path = line.rsplit(' ').next().unwrap().trim_end_matches('/').to_owned();
+            let path = line
+                .rsplit(' ')
+                .next()
+                .unwrap()
+                .trim_end_matches('/')
+                .to_owned();
             (kind, path)
         })
         .collect()
@@ -160,21 +185,31 @@ fn tar_entries(tar: &Path) -> Vec<(char, String)> {
 
 #[test]
 fn skopeo_accepts_the_overlay_for_amd64_and_arm64_with_exactly_the_overlay_files() {
-    let Some((built, _)) = built("skopeo_overlay_image") else { return };
+    let Some((built, _)) = built("skopeo_overlay_image") else {
+        return;
+    };
     let archive = format!("oci-archive:{}", built.overlay.display());
 
-    let raw: serde_json::Value = serde_json::from_slice(&skopeo("amd64", &["inspect", "--raw", &archive])).unwrap();
+    let raw: serde_json::Value =
+        serde_json::from_slice(&skopeo("amd64", &["inspect", "--raw", &archive])).unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
     let platforms: Vec<String> = raw["manifests"]
         .as_array()
         .unwrap()
         .iter()
-        .map(|m| format!("{}/{}", m["platform"]["os"].as_str().unwrap(), m["platform"]["architecture"].as_str().unwrap()))
+        .map(|m| {
+            format!(
+                "{}/{}",
+                m["platform"]["os"].as_str().unwrap(),
+                m["platform"]["architecture"].as_str().unwrap()
+            )
+        })
         .collect();
     assert_eq!(platforms, ["linux/amd64", "linux/arm64"]);
 
     for (arch, binary) in [("amd64", &built.amd64), ("arm64", &built.arm64)] {
-        let inspect: serde_json::Value = serde_json::from_slice(&skopeo(arch, &["inspect", &archive])).unwrap();
+        let inspect: serde_json::Value =
+            serde_json::from_slice(&skopeo(arch, &["inspect", &archive])).unwrap();
         assert_eq!(inspect["Architecture"], arch);
         assert_eq!(inspect["Os"], "linux");
         assert_eq!(inspect["Layers"].as_array().unwrap().len(), 1);
@@ -203,12 +238,31 @@ fn skopeo_accepts_the_overlay_for_amd64_and_arm64_with_exactly_the_overlay_files
         );
         let root = out.path().join("root");
         std::fs::create_dir(&root).unwrap();
-        rockusb_testkit::run(Command::new("tar").arg("-xf").arg(&layer).arg("-C").arg(&root));
+        rockusb_testkit::run(
+            Command::new("tar")
+                .arg("-xf")
+                .arg(&layer)
+                .arg("-C")
+                .arg(&root),
+        );
         let read = |p: &str| std::fs::read(root.join(p)).unwrap();
-        assert_eq!(read("installers/nanopi-m6"), std::fs::read(binary).unwrap(), "{arch} installer");
-        assert_eq!(read("artifacts/arm64/u-boot/nanopi-m6/u-boot-rockchip.bin"), built.bootloader);
-        assert_eq!(read("artifacts/arm64/dtb/rockchip/rk3588s-nanopi-m6.dtb"), built.dtb);
-        assert_eq!(read("profiles/nanopi-m6.yaml"), include_bytes!("../profiles/nanopi-m6.yaml"));
+        assert_eq!(
+            read("installers/nanopi-m6"),
+            std::fs::read(binary).unwrap(),
+            "{arch} installer"
+        );
+        assert_eq!(
+            read("artifacts/arm64/u-boot/nanopi-m6/u-boot-rockchip.bin"),
+            built.bootloader
+        );
+        assert_eq!(
+            read("artifacts/arm64/dtb/rockchip/rk3588s-nanopi-m6.dtb"),
+            built.dtb
+        );
+        assert_eq!(
+            read("profiles/nanopi-m6.yaml"),
+            include_bytes!("../profiles/nanopi-m6.yaml")
+        );
 
         // The extracted installer runs: natively for amd64, under qemu for arm64.
         let installer = Installer {

@@ -10,8 +10,14 @@ const M6_DTBS: &[&str] = &[
     "dtb/armbian-vendor-6.1.115__rk3588s-nanopi-m6.dtb",
 ];
 const OTHER_BOARDS: &[(&str, &str)] = &[
-    ("dtb/armbian-vendor-6.1.115__rk3588s-nanopi-r6s.dtb", "friendlyelec,nanopi-r6s"),
-    ("dtb/armbian-vendor-6.1.115__rk3588s-orangepi-5.dtb", "rockchip,rk3588s-orangepi-5"),
+    (
+        "dtb/armbian-vendor-6.1.115__rk3588s-nanopi-r6s.dtb",
+        "friendlyelec,nanopi-r6s",
+    ),
+    (
+        "dtb/armbian-vendor-6.1.115__rk3588s-orangepi-5.dtb",
+        "rockchip,rk3588s-orangepi-5",
+    ),
 ];
 
 fn read(dir: &Path, relative: &str) -> Vec<u8> {
@@ -26,7 +32,11 @@ fn amend_with_dtc(dtb: &[u8], amendment: &str) -> Vec<u8> {
     let source = work.path().join("board.dts");
     let output = work.path().join("out.dtb");
     std::fs::write(&input, dtb).unwrap();
-    let mut dts = rockusb_testkit::run(Command::new("dtc").args(["-q", "-I", "dtb", "-O", "dts"]).arg(&input));
+    let mut dts = rockusb_testkit::run(
+        Command::new("dtc")
+            .args(["-q", "-I", "dtb", "-O", "dts"])
+            .arg(&input),
+    );
     dts.extend_from_slice(b"\n");
     dts.extend_from_slice(amendment.as_bytes());
     std::fs::write(&source, dts).unwrap();
@@ -59,16 +69,21 @@ fn missing_names(result: Result<dtb_gate::AcceptedDtb, DtbGateError>) -> Vec<&'s
 
 #[test]
 fn both_real_m6_dtbs_pass_the_gate() {
-    let Some(dir) = rockusb_testkit::testdata("both_real_m6_dtbs_pass_the_gate") else { return };
+    let Some(dir) = rockusb_testkit::testdata("both_real_m6_dtbs_pass_the_gate") else {
+        return;
+    };
     for relative in M6_DTBS {
-        let accepted = dtb_gate::check(&read(&dir, relative)).unwrap_or_else(|e| panic!("{relative}: {e}"));
+        let accepted =
+            dtb_gate::check(&read(&dir, relative)).unwrap_or_else(|e| panic!("{relative}: {e}"));
         assert_eq!(accepted.model.as_deref(), Some("FriendlyElec NanoPi M6"));
     }
 }
 
 #[test]
 fn r6s_and_orange_pi_5_are_refused_as_other_boards() {
-    let Some(dir) = rockusb_testkit::testdata("r6s_and_orange_pi_5_are_refused") else { return };
+    let Some(dir) = rockusb_testkit::testdata("r6s_and_orange_pi_5_are_refused") else {
+        return;
+    };
     for (relative, board) in OTHER_BOARDS {
         let err = dtb_gate::check(&read(&dir, relative)).unwrap_err();
         match &err {
@@ -82,23 +97,36 @@ fn r6s_and_orange_pi_5_are_refused_as_other_boards() {
 #[test]
 fn a_dtb_with_the_watchdog_disabled_is_reported_by_name() {
     let test = "a_dtb_with_the_watchdog_disabled_is_reported";
-    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    let Some(dir) = rockusb_testkit::testdata(test) else {
+        return;
+    };
     if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
         return;
     }
     let dtb = read(&dir, M6_DTBS[0]);
     let watchdog = path_of(&dtb, "watchdog@feaf0000");
-    let modified = amend_with_dtc(&dtb, &format!("&{{{watchdog}}} {{ status = \"disabled\"; }};\n"));
+    let modified = amend_with_dtc(
+        &dtb,
+        &format!("&{{{watchdog}}} {{ status = \"disabled\"; }};\n"),
+    );
     let err = dtb_gate::check(&modified).unwrap_err();
-    assert_eq!(missing_names(Err(err.clone())), ["watchdog (watchdog@feaf0000)"]);
+    assert_eq!(
+        missing_names(Err(err.clone())),
+        ["watchdog (watchdog@feaf0000)"]
+    );
     let text = err.to_string();
-    assert!(text.contains("watchdog (watchdog@feaf0000): /watchdog@feaf0000 is disabled"), "{text}");
+    assert!(
+        text.contains("watchdog (watchdog@feaf0000): /watchdog@feaf0000 is disabled"),
+        "{text}"
+    );
 }
 
 #[test]
 fn every_missing_piece_is_named_at_once() {
     let test = "every_missing_piece_is_named_at_once";
-    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    let Some(dir) = rockusb_testkit::testdata(test) else {
+        return;
+    };
     if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
         return;
     }
@@ -130,15 +158,23 @@ fn every_missing_piece_is_named_at_once() {
 #[test]
 fn a_usb_controller_under_a_disabled_wrapper_counts_as_disabled() {
     let test = "usb_under_disabled_wrapper";
-    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    let Some(dir) = rockusb_testkit::testdata(test) else {
+        return;
+    };
     if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
         return;
     }
     let dtb = read(&dir, M6_DTBS[0]);
     let usb = path_of(&dtb, "usb@fc000000");
     let (wrapper, _) = usb.rsplit_once('/').unwrap();
-    assert!(!wrapper.is_empty(), "the vendor tree nests the dwc3 node in a wrapper");
-    let modified = amend_with_dtc(&dtb, &format!("&{{{wrapper}}} {{ status = \"disabled\"; }};\n"));
+    assert!(
+        !wrapper.is_empty(),
+        "the vendor tree nests the dwc3 node in a wrapper"
+    );
+    let modified = amend_with_dtc(
+        &dtb,
+        &format!("&{{{wrapper}}} {{ status = \"disabled\"; }};\n"),
+    );
     assert_eq!(
         missing_names(dtb_gate::check(&modified)),
         ["USB 3.0 host (usb@fc000000)"]
@@ -148,7 +184,9 @@ fn a_usb_controller_under_a_disabled_wrapper_counts_as_disabled() {
 #[test]
 fn the_upstream_compatible_strings_are_accepted() {
     let test = "upstream_compatible_accepted";
-    let Some(dir) = rockusb_testkit::testdata(test) else { return };
+    let Some(dir) = rockusb_testkit::testdata(test) else {
+        return;
+    };
     if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
         return;
     }
@@ -158,31 +196,58 @@ fn the_upstream_compatible_strings_are_accepted() {
         "/ { compatible = \"friendlyarm,nanopi-m6\", \"rockchip,rk3588s\"; };\n",
     );
     let accepted = dtb_gate::check(&modified).unwrap();
-    assert_eq!(accepted.compatible, ["friendlyarm,nanopi-m6", "rockchip,rk3588s"]);
+    assert_eq!(
+        accepted.compatible,
+        ["friendlyarm,nanopi-m6", "rockchip,rk3588s"]
+    );
 }
 
 #[test]
 fn truncated_and_non_dtb_files_are_invalid() {
-    let Some(dir) = rockusb_testkit::testdata("truncated_dtb_invalid") else { return };
+    let Some(dir) = rockusb_testkit::testdata("truncated_dtb_invalid") else {
+        return;
+    };
     let dtb = read(&dir, M6_DTBS[0]);
     assert!(matches!(
         dtb_gate::check(&dtb[..dtb.len() / 2]),
         Err(DtbGateError::Invalid(FdtError::Truncated { .. }))
     ));
     assert!(matches!(
-        dtb_gate::check(&read(&dir, "idbloader/stvhay-uboot-rk3588__rock5b__idbloader.img")),
+        dtb_gate::check(&read(
+            &dir,
+            "idbloader/stvhay-uboot-rk3588__rock5b__idbloader.img"
+        )),
         Err(DtbGateError::Invalid(FdtError::BadMagic { .. }))
     ));
 }
 
 #[test]
 fn the_overlay_tool_checks_dtbs_from_the_command_line() {
-    let Some(dir) = rockusb_testkit::testdata("overlay_tool_check_dtb") else { return };
+    let Some(dir) = rockusb_testkit::testdata("overlay_tool_check_dtb") else {
+        return;
+    };
     let tool = env!("CARGO_BIN_EXE_nanopi-m6-overlay");
-    let ok = Command::new(tool).arg("check-dtb").args(M6_DTBS.iter().map(|d| dir.join(d))).output().unwrap();
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
-    assert_eq!(String::from_utf8_lossy(&ok.stdout).matches(": OK, FriendlyElec NanoPi M6").count(), 2);
-    let bad = Command::new(tool).arg("check-dtb").arg(dir.join(OTHER_BOARDS[0].0)).output().unwrap();
+    let ok = Command::new(tool)
+        .arg("check-dtb")
+        .args(M6_DTBS.iter().map(|d| dir.join(d)))
+        .output()
+        .unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&ok.stdout)
+            .matches(": OK, FriendlyElec NanoPi M6")
+            .count(),
+        2
+    );
+    let bad = Command::new(tool)
+        .arg("check-dtb")
+        .arg(dir.join(OTHER_BOARDS[0].0))
+        .output()
+        .unwrap();
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("another board"));
 }

@@ -7,7 +7,9 @@ use common::Installer;
 
 #[test]
 fn install_writes_the_bootloader_at_32768_and_nothing_else_and_is_idempotent() {
-    let Some(testdata) = rockusb_testkit::testdata("install_on_talos_image") else { return };
+    let Some(testdata) = rockusb_testkit::testdata("install_on_talos_image") else {
+        return;
+    };
     if !rockusb_testkit::tool("install_on_talos_image", "sgdisk", "gdisk") {
         return;
     }
@@ -16,13 +18,17 @@ fn install_writes_the_bootloader_at_32768_and_nothing_else_and_is_idempotent() {
 
 #[test]
 fn install_in_image_mode_also_fills_the_staged_esp() {
-    let Some(testdata) = rockusb_testkit::testdata("install_image_mode_staged_esp") else { return };
+    let Some(testdata) = rockusb_testkit::testdata("install_image_mode_staged_esp") else {
+        return;
+    };
     common::check_install_image_mode_with_staged_esp(&Installer::native(), &testdata);
 }
 
 #[test]
 fn install_refuses_bad_inputs_and_leaves_the_disk_unchanged() {
-    let Some(testdata) = rockusb_testkit::testdata("install_refusals") else { return };
+    let Some(testdata) = rockusb_testkit::testdata("install_refusals") else {
+        return;
+    };
     if !rockusb_testkit::tool("install_refusals", "sgdisk", "gdisk") {
         return;
     }

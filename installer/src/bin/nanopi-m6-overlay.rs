@@ -43,7 +43,10 @@ fn check_dtbs(files: &[String]) -> Result<(), String> {
     if failures == 0 {
         Ok(())
     } else {
-        Err(format!("{failures} of {} DTBs failed the gate", files.len()))
+        Err(format!(
+            "{failures} of {} DTBs failed the gate",
+            files.len()
+        ))
     }
 }
 
@@ -79,7 +82,8 @@ fn pack(args: &[String]) -> Result<(), String> {
             other => return Err(format!("unknown option {other}\n{USAGE}")),
         }
     }
-    let need = |v: Option<PathBuf>, flag: &str| v.ok_or_else(|| format!("pack needs {flag}\n{USAGE}"));
+    let need =
+        |v: Option<PathBuf>, flag: &str| v.ok_or_else(|| format!("pack needs {flag}\n{USAGE}"));
     tree.bootloader = read(&need(bootloader, "--bootloader")?)?;
     tree.profile = read(&need(profile, "--profile")?)?;
     let output = need(output, "--output")?;
@@ -93,7 +97,11 @@ fn pack(args: &[String]) -> Result<(), String> {
     let packed = tree.pack(&tag, mtime).map_err(|e| error_chain(&e))?;
     std::fs::write(&output, &packed.archive)
         .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-    println!("wrote {} ({} bytes)", output.display(), packed.archive.len());
+    println!(
+        "wrote {} ({} bytes)",
+        output.display(),
+        packed.archive.len()
+    );
     println!("image index {} (tag {tag})", packed.index_digest);
     for (arch, digest) in &packed.manifests {
         println!("  linux/{}: {digest}", arch.oci_name());

@@ -109,7 +109,9 @@ pub fn talos_image(path: &Path) {
 }
 
 pub fn sgdisk_print(path: &Path) -> String {
-    text(&rockusb_testkit::run(Command::new("sgdisk").arg("-p").arg(path)))
+    text(&rockusb_testkit::run(
+        Command::new("sgdisk").arg("-p").arg(path),
+    ))
 }
 
 /// An artifacts directory as the overlay image lays it out.
@@ -128,7 +130,12 @@ pub fn artifacts(root: &Path, bootloader: &[u8], dtbs: &[(&str, &[u8])]) -> Path
 
 /// The `install` YAML exactly as Talos ≤ 1.11 (yaml.v3, 4-space indent) marshals it,
 /// plus a key this installer does not know.
-pub fn install_yaml_v3(disk: &Path, prefix: &Path, artifacts: &Path, options: &[(&str, &str)]) -> String {
+pub fn install_yaml_v3(
+    disk: &Path,
+    prefix: &Path,
+    artifacts: &Path,
+    options: &[(&str, &str)],
+) -> String {
     let mut yaml = format!(
         "installDisk: {}\nmountPrefix: {}\nartifactsPath: {}\n",
         disk.display(),
@@ -146,9 +153,18 @@ pub fn install_yaml_v3(disk: &Path, prefix: &Path, artifacts: &Path, options: &[
 }
 
 fn assert_failed(out: &Output, stderr_contains: &str) {
-    assert_eq!(out.status.code(), Some(1), "stdout {} stderr {}", text(&out.stdout), text(&out.stderr));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "stdout {} stderr {}",
+        text(&out.stdout),
+        text(&out.stderr)
+    );
     let stderr = text(&out.stderr);
-    assert!(stderr.contains(stderr_contains), "stderr {stderr:?} lacks {stderr_contains:?}");
+    assert!(
+        stderr.contains(stderr_contains),
+        "stderr {stderr:?} lacks {stderr_contains:?}"
+    );
 }
 
 fn options_reply(out: &Output) -> yaml_serde::Value {
@@ -187,13 +203,20 @@ pub fn check_get_options_indentations_and_string_booleans(installer: &Installer)
     // yaml.v3 (Talos ≤ 1.11) indents lists by 4, yaml v4 (≥ 1.12) by 2; the imager CLI
     // sends every value as a string, a profile file keeps YAML types.
     let four = "console_baud: \"115200\"\nearlycon: \"true\"\nextra_kernel_args:\n    - cma=128MB\n    - loglevel=7\n";
-    let two = "console_baud: 115200\nearlycon: true\nextra_kernel_args:\n  - cma=128MB\n  - loglevel=7\n";
+    let two =
+        "console_baud: 115200\nearlycon: true\nextra_kernel_args:\n  - cma=128MB\n  - loglevel=7\n";
     let a = options_reply(&installer.run(&["get-options"], four));
     let b = options_reply(&installer.run(&["get-options"], two));
     assert_eq!(a, b);
     let args = kernel_args(&a);
-    assert!(args.contains(&"console=ttyS2,115200n8".to_owned()), "{args:?}");
-    assert!(args.contains(&"earlycon=uart8250,mmio32,0xfeb50000".to_owned()), "{args:?}");
+    assert!(
+        args.contains(&"console=ttyS2,115200n8".to_owned()),
+        "{args:?}"
+    );
+    assert!(
+        args.contains(&"earlycon=uart8250,mmio32,0xfeb50000".to_owned()),
+        "{args:?}"
+    );
     assert_eq!(&args[args.len() - 2..], ["cma=128MB", "loglevel=7"]);
     let off = options_reply(&installer.run(&["get-options"], "earlycon: \"false\"\n"));
     assert!(!kernel_args(&off).iter().any(|a| a.starts_with("earlycon")));
@@ -209,12 +232,30 @@ pub fn check_missing_and_unknown_commands(installer: &Installer) {
 }
 
 pub fn check_bad_yaml_and_bad_options_fail(installer: &Installer) {
-    assert_failed(&installer.run(&["get-options"], "earlycon: [unclosed\n"), "could not decode");
-    assert_failed(&installer.run(&["get-options"], "- a list\n"), "could not decode");
-    assert_failed(&installer.run(&["install"], "installDisk: [\n"), "could not decode");
-    assert_failed(&installer.run(&["get-options"], "console-baud: \"115200\"\n"), "unknown overlay option \"console-baud\"");
-    assert_failed(&installer.run(&["get-options"], "earlycon: perhaps\n"), "earlycon");
-    assert_failed(&installer.run(&["install"], "mountPrefix: /tmp\n"), "installDisk is empty");
+    assert_failed(
+        &installer.run(&["get-options"], "earlycon: [unclosed\n"),
+        "could not decode",
+    );
+    assert_failed(
+        &installer.run(&["get-options"], "- a list\n"),
+        "could not decode",
+    );
+    assert_failed(
+        &installer.run(&["install"], "installDisk: [\n"),
+        "could not decode",
+    );
+    assert_failed(
+        &installer.run(&["get-options"], "console-baud: \"115200\"\n"),
+        "unknown overlay option \"console-baud\"",
+    );
+    assert_failed(
+        &installer.run(&["get-options"], "earlycon: perhaps\n"),
+        "earlycon",
+    );
+    assert_failed(
+        &installer.run(&["install"], "mountPrefix: /tmp\n"),
+        "installDisk is empty",
+    );
 }
 
 pub fn check_protocol(installer: &Installer) {
@@ -248,15 +289,27 @@ pub fn check_install_on_talos_image(installer: &Installer, testdata: &Path) {
     let out = installer.run(&["install"], &yaml);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     assert!(out.stderr.is_empty(), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("wrote u-boot-rockchip.bin"), "{}", text(&out.stdout));
+    assert!(
+        text(&out.stdout).contains("wrote u-boot-rockchip.bin"),
+        "{}",
+        text(&out.stdout)
+    );
 
     let after = std::fs::read(&disk).unwrap();
     assert_eq!(after.len(), before.len(), "the disk image changed size");
     let start = NANOPI_M6.bootloader_offset() as usize;
     let end = start + bootloader.len();
     assert_eq!(&after[start..end], &bootloader[..]);
-    assert_eq!(&after[..start], &before[..start], "bytes before the bootloader changed (PMBR, GPT header)");
-    assert_eq!(&after[end..], &before[end..], "bytes after the bootloader changed (GPT entries, partitions)");
+    assert_eq!(
+        &after[..start],
+        &before[..start],
+        "bytes before the bootloader changed (PMBR, GPT header)"
+    );
+    assert_eq!(
+        &after[end..],
+        &before[end..],
+        "bytes after the bootloader changed (GPT entries, partitions)"
+    );
     // The itb lands at 8 MiB on the disk, where SPL reads it.
     let itb = testdata_file(testdata, UBOOT_ITB);
     let itb_at = NANOPI_M6.itb_offset() as usize;
@@ -269,13 +322,24 @@ pub fn check_install_on_talos_image(installer: &Installer, testdata: &Path) {
     for dir in ["boot", "boot/EFI", "boot/EFI/dtb", "boot/EFI/dtb/rockchip"] {
         assert_eq!(mode(&prefix.join(dir)), 0o755, "{dir}");
     }
-    assert!(!prefix.join("EFI").exists(), "EFI/ must not be created when the imager did not stage it");
+    assert!(
+        !prefix.join("EFI").exists(),
+        "EFI/ must not be created when the imager did not stage it"
+    );
 
     // Idempotent: the upgrade path runs install again against the live disk.
     let out = installer.run(&["install"], &yaml);
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
-    assert!(text(&out.stdout).contains("already up to date"), "{}", text(&out.stdout));
-    assert_eq!(std::fs::read(&disk).unwrap(), after, "a second run changed the disk");
+    assert!(
+        text(&out.stdout).contains("already up to date"),
+        "{}",
+        text(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read(&disk).unwrap(),
+        after,
+        "a second run changed the disk"
+    );
     assert_eq!(std::fs::read(&dtb_file).unwrap(), dtb);
 }
 
@@ -288,7 +352,11 @@ pub fn check_install_image_mode_with_staged_esp(installer: &Installer, testdata:
     std::fs::write(&disk, vec![0u8; IMAGE_LEN as usize]).unwrap();
     let bootloader = assemble_bootloader(testdata);
     let dtb = testdata_file(testdata, DTB_M6_ARMBIAN);
-    let artifacts = artifacts(work.path(), &bootloader, &[("rk3588s-nanopi-m6v1.dtb", &dtb)]);
+    let artifacts = artifacts(
+        work.path(),
+        &bootloader,
+        &[("rk3588s-nanopi-m6v1.dtb", &dtb)],
+    );
     let prefix = work.path().join("image");
     std::fs::create_dir_all(prefix.join("EFI")).unwrap();
     let yaml = format!(
@@ -319,10 +387,20 @@ fn check_refused(installer: &Installer, disk: &Path, bootloader: &[u8], dtb: &[u
     let artifacts = artifacts(work.path(), bootloader, &[("rk3588s-nanopi-m6.dtb", dtb)]);
     let prefix = work.path().join("image");
     std::fs::create_dir(&prefix).unwrap();
-    let out = installer.run(&["install"], &install_yaml_v3(disk, &prefix, &artifacts, &[]));
+    let out = installer.run(
+        &["install"],
+        &install_yaml_v3(disk, &prefix, &artifacts, &[]),
+    );
     assert_failed(&out, expect);
-    assert_eq!(std::fs::read(disk).unwrap(), before, "a refused install changed the disk");
-    assert!(!prefix.join("boot").exists(), "a refused install created the DTB tree");
+    assert_eq!(
+        std::fs::read(disk).unwrap(),
+        before,
+        "a refused install changed the disk"
+    );
+    assert!(
+        !prefix.join("boot").exists(),
+        "a refused install created the DTB tree"
+    );
 }
 
 pub fn check_install_refusals(installer: &Installer, testdata: &Path) {
@@ -335,17 +413,45 @@ pub fn check_install_refusals(installer: &Installer, testdata: &Path) {
     // One byte more than fits before the GPT entry array.
     let mut oversized = bootloader.clone();
     oversized.resize(NANOPI_M6.bootloader_max_len() as usize + 1, 0xFF);
-    check_refused(installer, &disk, &oversized, &dtb, "10454017 bytes, more than the 10454016");
+    check_refused(
+        installer,
+        &disk,
+        &oversized,
+        &dtb,
+        "10454017 bytes, more than the 10454016",
+    );
 
-    check_refused(installer, &disk, &testdata_file(testdata, UBOOT_ITB), &dtb, "Rockchip ID block");
-    check_refused(installer, &disk, &bootloader, &testdata_file(testdata, DTB_R6S), "another board");
-    check_refused(installer, &disk, &bootloader, &testdata_file(testdata, DTB_ORANGEPI5), "another board");
+    check_refused(
+        installer,
+        &disk,
+        &testdata_file(testdata, UBOOT_ITB),
+        &dtb,
+        "Rockchip ID block",
+    );
+    check_refused(
+        installer,
+        &disk,
+        &bootloader,
+        &testdata_file(testdata, DTB_R6S),
+        "another board",
+    );
+    check_refused(
+        installer,
+        &disk,
+        &bootloader,
+        &testdata_file(testdata, DTB_ORANGEPI5),
+        "another board",
+    );
 
     // A disk partitioned the ordinary way (entries at LBA 2, partitions from 1 MiB)
     // would lose its partitions to the bootloader.
     let plain = work.path().join("plain.raw");
     std::fs::write(&plain, pattern(IMAGE_LEN as usize, 7)).unwrap();
-    rockusb_testkit::run(Command::new("sgdisk").args(["-n", "1:2048:+8M"]).arg(&plain));
+    rockusb_testkit::run(
+        Command::new("sgdisk")
+            .args(["-n", "1:2048:+8M"])
+            .arg(&plain),
+    );
     check_refused(installer, &plain, &bootloader, &dtb, "first usable sector");
 
     // A partition is not a disk: too small to hold the bootloader.
