@@ -61,9 +61,9 @@
 //!   must-write regions for a Talos image, or pass none to write exactly the mapped
 //!   ranges), and feed the written bytes to [`bmap::Bmap::verifier`]: `feed` fails at the
 //!   first range whose checksum is wrong, `finish` if a range never got all its bytes.
-//! - Backup GPT of a streamed image: keep the image's last 64 KiB and read the table
-//!   again from [`read_at::Windows`] of the prefix and the tail with
-//!   `check_backup: true`.
+//! - Backup GPT of a streamed image: push every chunk into a [`read_at::TailBuffer`]
+//!   (64 KiB), and at the end read the table again from [`read_at::Windows`] of the
+//!   prefix and `tail.window()`, with `len` set and `check_backup: true`.
 //! - `rockusb gpt [IMAGE]`: [`gpt::GptReport::read`] on a
 //!   [`read_at::SeekReader`] (image) or a [`read_at::ReadAtFn`] reading LBAs over USB
 //!   (board), with `len` set; print it with `{}`.

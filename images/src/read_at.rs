@@ -86,6 +86,47 @@ impl ReadAt for Windows<'_> {
     }
 }
 
+/// Keeps the last `capacity` bytes of a streamed image, so its backup GPT (the last 33
+/// sectors) can be checked once the stream ends, with [`TailBuffer::window`] next to
+/// the buffered prefix in a [`Windows`]. Only each chunk's last `capacity` bytes are
+/// copied.
+#[derive(Debug, Clone)]
+pub struct TailBuffer {
+    capacity: usize,
+    bytes: Vec<u8>,
+    /// Image offset one past the last byte pushed.
+    end: u64,
+}
+
+impl TailBuffer {
+    pub fn new(capacity: usize) -> Self {
+        Self {
+            capacity,
+            bytes: Vec::with_capacity(capacity),
+            end: 0,
+        }
+    }
+
+    /// Records the image bytes at `offset`; chunks must come in order.
+    pub fn push(&mut self, offset: u64, data: &[u8]) {
+        if offset != self.end {
+            // A gap: what was kept no longer ends where the new data starts.
+            self.bytes.clear();
+        }
+        let keep = data.len().min(self.capacity);
+        let drop = (self.bytes.len() + keep).saturating_sub(self.capacity);
+        self.bytes.drain(..drop.min(self.bytes.len()));
+        self.bytes
+            .extend_from_slice(data.get(data.len() - keep..).unwrap_or_default());
+        self.end = offset.saturating_add(data.len() as u64);
+    }
+
+    /// The kept bytes, at their image offsets.
+    pub fn window(&self) -> Window<'_> {
+        Window::new(self.end - self.bytes.len() as u64, &self.bytes)
+    }
+}
+
 /// Adapts a closure `(offset, buf) -> io::Result<()>`, e.g. one that reads sectors from a
 /// board over USB.
 pub struct ReadAtFn<F>(pub F);
@@ -137,6 +178,23 @@ mod tests {
         for offset in [14, 50] {
             let err = w.read_exact_at(offset, &mut buf).unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        }
+    }
+
+    #[test]
+    fn tail_buffer_keeps_the_last_bytes_across_chunk_boundaries() {
+        let image: Vec<u8> = (0..10_000u32).map(|i| (i % 251) as u8).collect();
+        for chunk in [1usize, 7, 100, 3000, 20_000] {
+            let mut tail = TailBuffer::new(1000);
+            let mut offset = 0u64;
+            for piece in image.chunks(chunk) {
+                tail.push(offset, piece);
+                offset += piece.len() as u64;
+            }
+            let mut buf = [0u8; 1000];
+            tail.window().read_exact_at(9000, &mut buf).unwrap();
+            assert_eq!(&buf[..], &image[9000..], "chunk {chunk}");
+            assert!(tail.window().read_exact_at(8999, &mut buf[..1]).is_err());
         }
     }
 

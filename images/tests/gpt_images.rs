@@ -6,7 +6,7 @@ use common::*;
 use rockusb_images::gpt::{
     Copy, GptHeader, GptProblem, GptReadOptions, GptReport, HeaderError, entry,
 };
-use rockusb_images::read_at::{SeekReader, Window, Windows};
+use rockusb_images::read_at::{SeekReader, TailBuffer, Window, Windows};
 use std::path::Path;
 
 fn read_report(image: &[u8]) -> GptReport {
@@ -263,12 +263,14 @@ fn only_the_start_of_a_streamed_image_still_yields_the_table() {
     assert!(report.is_clean(), "{:?}", report.problems);
     assert_eq!(report.partitions().len(), 4);
 
-    // The tail, kept by the flasher, checks the backup later.
-    let tail_start = image.len() - 64 * 1024;
-    let both = Windows(vec![
-        Window::new(0, prefix),
-        Window::new(tail_start as u64, &image[tail_start..]),
-    ]);
+    // The tail, kept by the flasher while streaming, checks the backup at the end.
+    let mut tail = TailBuffer::new(64 * 1024);
+    let mut offset = 0u64;
+    for chunk in image.chunks(1 << 20) {
+        tail.push(offset, chunk);
+        offset += chunk.len() as u64;
+    }
+    let both = Windows(vec![Window::new(0, prefix), tail.window()]);
     let full = GptReport::read(
         both,
         GptReadOptions {
