@@ -237,3 +237,54 @@ fn a_sparse_plan_writes_every_non_zero_block_and_all_of_meta() {
     let (_, full) = plan_bytes(PlanConfig::full(), &image, 1 << 20).unwrap();
     assert_eq!(full.bytes_to_write, len);
 }
+
+#[test]
+fn a_full_size_talos_table_gives_the_documented_meta_and_must_write_regions() {
+    let test = "a_full_size_talos_table_gives_the_documented_meta_and_must_write_regions";
+    if !rockusb_testkit::tool(test, "sgdisk", "gdisk") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let path = talos_full_size_table(dir.path());
+    let file = std::fs::File::open(path).unwrap();
+    let storage_len = 32_u64 << 30; // a 32 GiB eMMC
+    let pf = preflight(
+        rockusb_images::read_at::SeekReader(file),
+        input(Some(TALOS_1_11_IMAGE_LEN), Some(storage_len)),
+    )
+    .unwrap();
+    // Only the bootloader is missing (the table has no data at all).
+    assert_eq!(pf.findings.len(), 1, "{:#?}", pf.findings);
+    assert!(matches!(pf.findings[0], Finding::BootloaderMissing { .. }));
+
+    // LBA ranges of talos-overlay.md §4.1.
+    let lbas: Vec<(&str, u64, u64)> = pf
+        .gpt
+        .partitions()
+        .iter()
+        .map(|p| (p.name.as_str(), p.first_lba, p.last_lba))
+        .collect();
+    assert_eq!(
+        lbas,
+        [
+            ("EFI", 22528, 227327),
+            ("BIOS", 227328, 229375),
+            ("BOOT", 229376, 4325375),
+            ("META", 4325376, 4327423)
+        ]
+    );
+    assert_eq!(pf.gpt.backup.as_ref().unwrap().lba, 4_599_807);
+    let mw = pf.must_write.unwrap();
+    assert_eq!(
+        mw.merged(),
+        [
+            ByteRange::new(0, 11 * MIB),
+            ByteRange::new(4_325_376 * 512, MIB)
+        ]
+    );
+    assert_eq!(mw.total_len(), 12 * MIB);
+    assert_eq!(
+        mw.wipe_after_image,
+        Some(ByteRange::new(storage_len - MIB, MIB))
+    );
+}

@@ -103,3 +103,28 @@ pub fn sgdisk_info(path: &Path, number: u32) -> SgdiskPartition {
     }
     p
 }
+
+/// The size of a Talos ≥ 1.11 arm64 image (talos-overlay.md §4.1).
+pub const TALOS_1_11_IMAGE_LEN: u64 = 2_355_101_696;
+
+/// A sparse file with the full-size Talos ≥ 1.11 partition table (EFI 100 MiB, BIOS
+/// 1 MiB, BOOT 2000 MiB, META 1 MiB), no data.
+pub fn talos_full_size_table(dir: &Path) -> PathBuf {
+    let path = dir.join("talos-full.raw");
+    std::fs::File::create(&path)
+        .unwrap()
+        .set_len(TALOS_1_11_IMAGE_LEN)
+        .unwrap();
+    rockusb_testkit::run(
+        Command::new("sgdisk")
+            .arg("--move-main-table=20482")
+            .args(["-n", "1:22528:+100M", "-t", "1:EF00", "-c", "1:EFI"])
+            .args([
+                "-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2",
+            ])
+            .args(["-n", "3:0:+2000M", "-t", "3:8300", "-c", "3:BOOT"])
+            .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
+            .arg(&path),
+    );
+    path
+}
