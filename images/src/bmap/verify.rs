@@ -149,13 +149,13 @@ impl RangeVerifier {
             }
             let to = range.end().min(end);
             if to > from {
-                let lo = usize::try_from(from - offset).unwrap_or(usize::MAX);
-                let hi = usize::try_from(to - offset).unwrap_or(usize::MAX);
-                let kind = self.kind;
-                let hasher = self
-                    .hasher
-                    .get_or_insert_with(|| kind.unwrap_or(ChecksumType::Sha256).hasher());
-                hasher.update(data.get(lo..hi).unwrap_or_default());
+                // Ranges without a checksum are only tracked for completeness, not hashed.
+                if let (Some(kind), Some(_)) = (self.kind, &t.expected) {
+                    let lo = usize::try_from(from - offset).unwrap_or(usize::MAX);
+                    let hi = usize::try_from(to - offset).unwrap_or(usize::MAX);
+                    let hasher = self.hasher.get_or_insert_with(|| kind.hasher());
+                    hasher.update(data.get(lo..hi).unwrap_or_default());
+                }
                 self.hashed_to = to;
             }
             if self.hashed_to < range.end() {
