@@ -259,6 +259,78 @@ pub fn merge(spec: &MergeSpec) -> Result<LoaderContainer, MergeError> {
     Ok(LoaderContainer::from_parts(header, entries))
 }
 
+/// A component file: its name (for the entry name) and bytes.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct NamedBlob {
+    /// File name or path; the entry name is derived from it like boot_merger does.
+    pub file_name: String,
+    pub data: Vec<u8>,
+}
+
+/// The usual components of a maskrom loader, as listed in rkbin's `<SOC>MINIALL.ini`.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct LoaderParts {
+    /// DDR init: sent to 471 and written as FlashData.
+    pub ddr: NamedBlob,
+    /// usbplug: sent to 472.
+    pub usbplug: NamedBlob,
+    /// SPL (or miniloader): written as FlashBoot.
+    pub spl: NamedBlob,
+    /// FlashBoost (RK3576), written first in the ID block.
+    pub boost: Option<NamedBlob>,
+}
+
+/// Describes a loader for `soc` from parts, with the settings rkbin uses for that SoC
+/// family: "LDR " with RC4 off for new-IDB SoCs, "BOOT" with RC4 on otherwise, 1 ms
+/// after 471 stages, the SoC's payload alignment.
+pub fn spec_from_parts(
+    soc: &crate::soc::Soc,
+    parts: LoaderParts,
+    version: (u32, u32),
+    release_time: ReleaseTime,
+) -> MergeSpec {
+    let new_idb = soc.container == ContainerTag::Ldr;
+    let chip = soc
+        .chip_code
+        .or_else(|| ChipCode::from_ini_name(soc.name))
+        .unwrap_or(ChipCode::from_file_bytes(*b"0000"));
+    let stage = |blob: &NamedBlob| StagePart {
+        name: entry_name_from_path(&blob.file_name),
+        data: blob.data.clone(),
+    };
+    let loader = |name: &str, blob: NamedBlob| LoaderPart {
+        name: name.into(),
+        data: blob.data,
+        load_address: None,
+        flag: 0,
+    };
+    let code471 = vec![stage(&parts.ddr)];
+    let code472 = vec![stage(&parts.usbplug)];
+    let mut loaders = Vec::new();
+    if let Some(boost) = parts.boost {
+        loaders.push(loader("FlashBoost", boost));
+    }
+    loaders.push(loader("FlashData", parts.ddr));
+    loaders.push(loader("FlashBoot", parts.spl));
+    MergeSpec {
+        chip,
+        version_major: version.0,
+        version_minor: version.1,
+        release_time,
+        new_idb,
+        rc4_off: new_idb,
+        rc4_off_471: new_idb,
+        align: soc.entry_align as usize,
+        code471,
+        code471_delay_ms: 1,
+        code472,
+        code472_delay_ms: 0,
+        loaders,
+        boot_params: BootParams::default(),
+        merger_version: MERGER_VERSION,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

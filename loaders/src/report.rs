@@ -158,6 +158,14 @@ pub fn verify(bytes: &[u8]) -> VerifyReport {
             crate::bytes::u32_at(bytes, bytes.len() - 4).unwrap_or(0)
         ),
     );
+    if !c.has_canonical_layout() {
+        checks.push(
+            "layout",
+            CheckStatus::Warn,
+            "payloads are not laid out back to back as boot_merger writes them; the file is \
+             valid, but writing it back gives a normalised copy",
+        );
+    }
     check_soc(&c, &mut checks);
     check_entries_present(&c, &mut checks);
     check_alignment(&c, &mut checks);

@@ -257,6 +257,26 @@ mod tests {
     }
 
     #[test]
+    fn mismatched_loader_is_refused_naming_both_chips() {
+        let rk3568_loader = crate::standin::build_container(by_name("rk3568").unwrap());
+        let rk3588 = by_name("rk3588").unwrap();
+        let err = check_loader_for_board(&rk3568_loader, rk3588).unwrap_err();
+        let message = err.to_string();
+        assert!(message.contains("for RK3568"), "{message}");
+        assert!(message.contains("board is RK3588"), "{message}");
+        assert!(check_loader_for_pid(&rk3568_loader, 0x350a).is_ok());
+        assert!(matches!(
+            check_loader_for_pid(&rk3568_loader, 0x1234),
+            Err(ChipMismatch::UnknownBoard {
+                board_pid: 0x1234,
+                ..
+            })
+        ));
+        let rk3588_loader = crate::standin::build_container(rk3588);
+        assert!(check_loader_for_board(&rk3588_loader, rk3588).is_ok());
+    }
+
+    #[test]
     fn pids_and_chip_codes_are_unique() {
         for (i, a) in SOCS.iter().enumerate() {
             for b in &SOCS[i + 1..] {

@@ -253,3 +253,50 @@ fn rk3399_v1_30_130_is_rebuilt_byte_for_byte() {
     let first_difference = bytes.iter().zip(&original).position(|(a, b)| a != b);
     assert_eq!(first_difference, None, "rebuild differs from the original");
 }
+
+#[test]
+fn loaders_built_from_parts_match_rkbin() {
+    let Some(dir) = rockusb_testkit::testdata("loaders_built_from_parts_match_rkbin") else {
+        return;
+    };
+    use rockusb_loaders::merge::{LoaderParts, NamedBlob, merge, spec_from_parts};
+    let blob = |name: &str| NamedBlob {
+        file_name: name.to_string(),
+        data: std::fs::read(dir.join("rkbin_components").join(name)).unwrap(),
+    };
+    let cases = [
+        (
+            "rk3588",
+            "rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.16.bin",
+            "rk3588_usbplug_v1.11.bin",
+            "rk3588_spl_v1.13.bin",
+            (1, 11),
+            "armbian-rkbin__rk3588_spl_loader_v1.16.113.bin",
+        ),
+        (
+            "rk3399",
+            "rk3399_ddr_800MHz_v1.30.bin",
+            "rk3399_usbplug_v1.30.bin",
+            "rk3399_miniloader_v1.30.bin",
+            (1, 30),
+            "armbian-rkbin__rk3399_loader_v1.30.130.bin",
+        ),
+    ];
+    for (soc, ddr, usbplug, spl, version, original) in cases {
+        let original = std::fs::read(dir.join("loaders").join(original)).unwrap();
+        let release = LoaderContainer::parse(&original)
+            .unwrap()
+            .header()
+            .release_time;
+        let parts = LoaderParts {
+            ddr: blob(ddr),
+            usbplug: blob(usbplug),
+            spl: blob(spl),
+            boost: None,
+        };
+        let soc = rockusb_loaders::soc::by_name(soc).unwrap();
+        let spec = spec_from_parts(soc, parts, version, release);
+        let bytes = merge(&spec).unwrap().to_bytes().unwrap();
+        assert!(bytes == original, "{}: built from parts differs", soc.name);
+    }
+}

@@ -94,9 +94,6 @@ pub enum ContainerError {
     )]
     CrcMismatch { expected: u32, actual: u32 },
 
-    #[error("container has no entries of kind {kind}; a bootable loader needs at least one")]
-    MissingEntries { kind: EntryKind },
-
     #[error("too many {kind} entries ({count}); the header can count at most 255")]
     TooManyEntries { kind: EntryKind, count: usize },
 

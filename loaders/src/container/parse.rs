@@ -207,19 +207,24 @@ fn parse_record(
     })
 }
 
-/// True when tables sit right after the header in 471/472/loader order and the
-/// payloads follow back to back in the same order, ending right before the CRC.
+/// True when [`LoaderContainer::to_bytes`] would reproduce `data`: the header's table
+/// fields are what the writer puts there (tables right after the header in
+/// 471/472/loader order, 57-byte records, empty tables pointing where they would
+/// start) and the payloads follow back to back in table order, ending at the CRC.
 fn is_canonical(data: &[u8], records: &[Record]) -> bool {
-    let mut expected_table = HEADER_LEN as u64;
+    let mut table_offset = HEADER_LEN;
     for (kind, field) in TABLE_FIELDS {
-        let count = records.iter().filter(|r| r.kind == kind).count() as u64;
-        let offset = u64::from(u32_at(data, field + 1).unwrap_or(0));
-        if count > 0 && offset != expected_table {
+        let count = records.iter().filter(|r| r.kind == kind).count();
+        let mut expected = [0u8; 6];
+        expected[0] = count as u8;
+        expected[1..5].copy_from_slice(&(table_offset as u32).to_le_bytes());
+        expected[5] = ENTRY_LEN as u8;
+        if data.get(field..field + 6) != Some(&expected[..]) {
             return false;
         }
-        expected_table += count * ENTRY_LEN as u64;
+        table_offset += count * ENTRY_LEN;
     }
-    let mut expected = expected_table;
+    let mut expected = table_offset as u64;
     for r in records {
         if u64::from(r.offset) != expected {
             return false;
@@ -258,4 +263,131 @@ pub fn classify_raw(data: &[u8]) -> Option<RawFileKind> {
         return Some(RawFileKind::TaggedBlob);
     }
     None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::crc32::rockchip_crc32;
+    use crate::soc::by_name;
+    use crate::standin;
+
+    fn standin() -> Vec<u8> {
+        standin::build(by_name("rk3588").unwrap())
+    }
+
+    /// Applies `edit` and recomputes the CRC, so only the edited check can fail.
+    fn edited(edit: impl FnOnce(&mut Vec<u8>)) -> Vec<u8> {
+        let mut bytes = standin();
+        edit(&mut bytes);
+        let n = bytes.len();
+        let crc = rockchip_crc32(&bytes[..n - 4]);
+        bytes[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        bytes
+    }
+
+    #[test]
+    fn each_structural_check_is_named() {
+        assert_eq!(
+            LoaderContainer::parse(&edited(|b| b[4] = 100)),
+            Err(ContainerError::BadHeaderSize { found: 100 })
+        );
+        assert_eq!(
+            LoaderContainer::parse(&edited(|b| b[36] = 56)),
+            Err(ContainerError::BadEntryRecordSize {
+                kind: EntryKind::Area472,
+                found: 56
+            })
+        );
+        assert!(matches!(
+            LoaderContainer::parse(&edited(
+                |b| b[26..30].copy_from_slice(&u32::MAX.to_le_bytes())
+            )),
+            Err(ContainerError::EntryTableOutOfBounds {
+                kind: EntryKind::Area471,
+                ..
+            })
+        ));
+        // First 471 record's type changed to "loader".
+        assert!(matches!(
+            LoaderContainer::parse(&edited(|b| b[103] = 4)),
+            Err(ContainerError::BadEntryType {
+                kind: EntryKind::Area471,
+                index: 0,
+                found: 4,
+                ..
+            })
+        ));
+        assert!(matches!(
+            LoaderContainer::parse(&edited(|b| b[102] = 58)),
+            Err(ContainerError::BadEntrySizeByte {
+                index: 0,
+                found: 58,
+                ..
+            })
+        ));
+        assert!(matches!(
+            LoaderContainer::parse(&standin()[..50]),
+            Err(ContainerError::Truncated {
+                needed: 106,
+                actual: 50
+            })
+        ));
+        assert!(matches!(
+            LoaderContainer::parse(b"LD"),
+            Err(ContainerError::Truncated { actual: 2, .. })
+        ));
+    }
+
+    #[test]
+    fn empty_table_pointing_elsewhere_is_not_canonical() {
+        // No 472 entries: the writer points the empty 472 table where it would start.
+        let full = LoaderContainer::parse(&standin()).unwrap();
+        let without_472: Vec<_> = full
+            .all_entries()
+            .iter()
+            .filter(|e| e.kind != EntryKind::Area472)
+            .cloned()
+            .collect();
+        let c = LoaderContainer::from_parts(full.header().clone(), without_472);
+        let bytes = c.to_bytes().unwrap();
+        assert!(
+            LoaderContainer::parse(&bytes)
+                .unwrap()
+                .has_canonical_layout()
+        );
+
+        // The same file with the empty table's offset field changed still parses, but
+        // writing it normalises the field, so it must not claim to be canonical.
+        let mut odd = bytes.clone();
+        odd[32..36].copy_from_slice(&7u32.to_le_bytes());
+        let n = odd.len();
+        let crc = rockchip_crc32(&odd[..n - 4]);
+        odd[n - 4..].copy_from_slice(&crc.to_le_bytes());
+        let parsed = LoaderContainer::parse(&odd).unwrap();
+        assert!(!parsed.has_canonical_layout());
+        assert_eq!(parsed.to_bytes().unwrap(), bytes);
+    }
+
+    #[test]
+    fn raw_files_are_classified() {
+        assert_eq!(
+            classify_raw(b"RKNS\0\0\0\0"),
+            Some(RawFileKind::RknsIdBlock)
+        );
+        assert_eq!(
+            classify_raw(&[0x01, 0x00, 0x00, 0x14]),
+            Some(RawFileKind::RawSpl)
+        );
+        assert_eq!(
+            classify_raw(&[0x10, 0x00, 0x00, 0xea]),
+            Some(RawFileKind::RawSpl)
+        );
+        assert_eq!(classify_raw(b"RK33...."), Some(RawFileKind::TaggedBlob));
+        assert_eq!(
+            classify_raw(&rc4_stream(&[0x55, 0xaa, 0xf0, 0x0f])),
+            Some(RawFileKind::V1IdBlock)
+        );
+        assert_eq!(classify_raw(b"\x7fELF"), None);
+    }
 }
