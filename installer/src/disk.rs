@@ -9,7 +9,7 @@ use crate::gpt_guard::{self, GptGuardError};
 use rockusb_images::BoardLayout;
 use std::fs::{File, OpenOptions};
 use std::io::{Seek, SeekFrom};
-use std::os::unix::fs::FileExt;
+use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -43,6 +43,10 @@ pub enum DiskError {
         source: GptGuardError,
     },
     #[error(
+        "the install disk {path} is a partition ({sysfs} exists); installDisk must be the whole disk, e.g. /dev/mmcblk0 rather than /dev/mmcblk0p1"
+    )]
+    IsPartition { path: PathBuf, sysfs: PathBuf },
+    #[error(
         "the bootloader read back from {path} differs from what was written; the disk may be failing"
     )]
     VerifyFailed { path: PathBuf },
@@ -55,6 +59,24 @@ pub enum WriteOutcome {
     /// The same bytes were already there; nothing was written, saving eMMC wear on
     /// every upgrade.
     AlreadyPresent,
+}
+
+/// Linux's device-number split (glibc `gnu_dev_major`/`gnu_dev_minor`).
+pub fn major_minor(rdev: u64) -> (u64, u64) {
+    let major = ((rdev >> 8) & 0xfff) | ((rdev >> 32) & !0xfff);
+    let minor = (rdev & 0xff) | ((rdev >> 12) & !0xff);
+    (major, minor)
+}
+
+/// The sysfs attribute that exists only for partitions of a block device.
+fn partition_marker(file: &File) -> Option<PathBuf> {
+    let meta = file.metadata().ok()?;
+    if !meta.file_type().is_block_device() {
+        return None;
+    }
+    let (major, minor) = major_minor(meta.rdev());
+    let marker = PathBuf::from(format!("/sys/dev/block/{major}:{minor}/partition"));
+    marker.exists().then_some(marker)
 }
 
 /// Writes `image` at the layout's bootloader offset of `disk`, fsyncs and verifies it.
@@ -79,6 +101,14 @@ pub fn write_bootloader(
             path: disk.to_path_buf(),
             source,
         })?;
+    // A partition of the boot disk (say the ESP) would be large enough and carry no GPT
+    // of its own, so neither check below would catch it: ask sysfs.
+    if let Some(sysfs) = partition_marker(&file) {
+        return Err(DiskError::IsPartition {
+            path: disk.to_path_buf(),
+            sysfs,
+        });
+    }
     // Seeking to the end gives the size of regular files and block devices alike.
     let size = file
         .seek(SeekFrom::End(0))
@@ -118,4 +148,17 @@ pub fn write_bootloader(
         });
     }
     Ok(WriteOutcome::Written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn device_numbers_split_like_glibc() {
+        // /dev/mmcblk0p1 is 179:1; large minors (e.g. 259:65536) use the high bits.
+        assert_eq!(major_minor((179 << 8) | 1), (179, 1));
+        let rdev = (259u64 << 8) | ((65_536u64 & !0xff) << 12);
+        assert_eq!(major_minor(rdev), (259, 65_536));
+    }
 }
