@@ -263,3 +263,103 @@ fn udev_rules_cover_the_rockchip_pids_with_uaccess() {
     assert!(rules.contains("TAG+=\"uaccess\""));
     assert!(rules.contains("power/control"));
 }
+
+#[test]
+fn boot_without_a_file_chooses_the_newest_loader_and_says_why() {
+    let Some(data) = rockusb_testkit::testdata("boot_chooses_the_newest_loader") else {
+        return;
+    };
+    let b = Bench::new(&["m6"]);
+    let dir = data.join("loaders");
+    let out = b.run("m6", &["boot", "--loader-dir", dir.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("chose ") && stderr.contains("rk3588"),
+        "{stderr}"
+    );
+    // RK3399 and other SoCs' loaders are skipped with a reason.
+    assert!(
+        stderr.contains("skipped") && stderr.contains("rk3399"),
+        "{stderr}"
+    );
+    let chosen = stderr
+        .lines()
+        .find(|l| l.starts_with("chose "))
+        .unwrap()
+        .to_string();
+    let board = b.board("m6");
+    assert_eq!(board.state().mode, Mode::Loader);
+    // The chosen file's 0x472 entry is what the board received.
+    let path = chosen
+        .trim_start_matches("chose ")
+        .split(" (")
+        .next()
+        .unwrap();
+    let container = rockusb_loaders::LoaderContainer::parse(&std::fs::read(path).unwrap()).unwrap();
+    let usbplug: Vec<u8> = container
+        .entries(rockusb_loaders::EntryKind::Area472)
+        .flat_map(|e| e.data.clone())
+        .collect();
+    assert_eq!(board.received(0x472).unwrap().concat(), usbplug);
+}
+
+#[test]
+fn boot_with_no_loader_on_the_named_search_path_is_a_clear_error() {
+    let b = Bench::new(&["m6"]);
+    std::fs::create_dir_all(b.path("empty")).unwrap();
+    let err = b.fails("m6", &["boot", "--loader-dir", "empty"]);
+    assert!(err.contains("no valid RK3588 loader found"), "{err}");
+    assert_untouched(&b.board("m6"));
+}
+
+#[test]
+fn upgrade_loader_writes_the_id_block_and_the_board_then_boots_from_emmc() {
+    let Some(data) = rockusb_testkit::testdata("upgrade_loader_writes_the_id_block") else {
+        return;
+    };
+    let b = Bench::new(&["m6"]);
+    let loader = data.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin");
+    b.ok("m6", &["boot", loader.to_str().unwrap()]);
+    b.ok("m6", &["upgrade-loader", loader.to_str().unwrap()]);
+    let container =
+        rockusb_loaders::LoaderContainer::parse(&std::fs::read(&loader).unwrap()).unwrap();
+    let idb = rockusb_loaders::upgrade::build_id_block(&container).unwrap();
+    let on_emmc = b
+        .board("m6")
+        .read_storage(StorageKind::Emmc, 64 * 512, idb.bytes.len())
+        .unwrap();
+    assert_eq!(on_emmc, idb.bytes);
+    assert_eq!(&on_emmc[..4], b"RKNS");
+    b.ok("m6", &["reset"]);
+    assert_eq!(b.board("m6").state().mode, Mode::Off, "booted from eMMC");
+}
+
+#[test]
+fn loader_info_verify_and_extract() {
+    let Some(data) = rockusb_testkit::testdata("loader_info_verify_and_extract") else {
+        return;
+    };
+    let b = Bench::new(&[]);
+    let loader = data.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin");
+    let info = b.ok("", &["--json", "loader", "info", loader.to_str().unwrap()]);
+    let v: serde_json::Value = serde_json::from_str(info.lines().last().unwrap()).unwrap();
+    assert_eq!(v["result"]["soc"], "RK3588");
+    assert_eq!(v["result"]["entries"].as_array().unwrap().len(), 6);
+    b.ok("", &["loader", "verify", loader.to_str().unwrap()]);
+    let negative = std::fs::read_dir(data.join("loaders/negative"))
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let out = b.run("", &["loader", "verify", negative.to_str().unwrap()]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("raw SPL"));
+    b.ok(
+        "",
+        &["loader", "extract", loader.to_str().unwrap(), "-o", "parts"],
+    );
+    let usbplug = std::fs::read(b.path("parts/02-472-rk3588_usbplug_v1.bin")).unwrap();
+    assert_eq!(usbplug.len(), 92160);
+}

@@ -2,7 +2,7 @@
 //! board, calls an operation and prints its result.
 
 use super::output::Output;
-use super::{Cli, Command, LoaderCommand, VirtualCommand, select};
+use super::{Cli, Command, VirtualCommand, loader_cmd, select};
 use crate::client::{Client, ResetKind};
 use crate::discovery::{BoardInfo, Bus};
 use crate::ops::boot::{self, BootPlan};
@@ -27,7 +27,7 @@ pub fn run(cli: Cli) -> Result<()> {
             print!("{UDEV_RULES}");
             Ok(())
         }
-        Command::Loader(LoaderCommand::Standin { soc, output }) => loader_standin(&soc, &output),
+        Command::Loader(cmd) => loader_cmd::run(cmd, &out),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
         // An image file needs no board.
         Command::Gpt(args) if args.image.is_some() => {
@@ -37,11 +37,19 @@ pub fn run(cli: Cli) -> Result<()> {
             let bus = select::bus(cli.virtual_boards.as_deref())?;
             match command {
                 Command::List => list(&bus, &out),
-                Command::Boot { loader, ddr, spl } => boot_cmd(
+                Command::Boot {
+                    loader,
+                    loader_dirs,
+                    ddr,
+                    spl,
+                } => boot_cmd(
                     &bus,
                     cli.device.as_deref(),
-                    loader.as_deref(),
-                    ddr.as_deref().zip(spl.as_deref()),
+                    LoaderSource {
+                        file: loader.as_deref(),
+                        search: &loader_dirs,
+                        raw: ddr.as_deref().zip(spl.as_deref()),
+                    },
                     &mut out,
                 ),
                 Command::Flash(args) => {
@@ -81,13 +89,22 @@ fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
 }
 
+/// Where `boot` gets its loader from.
+struct LoaderSource<'a> {
+    file: Option<&'a Path>,
+    search: &'a [std::path::PathBuf],
+    raw: Option<(&'a Path, &'a Path)>,
+}
+
 fn boot_plan(
-    loader: Option<&Path>,
-    raw: Option<(&Path, &Path)>,
+    bus: &Bus,
+    source: &LoaderSource,
     board: &BoardInfo,
+    out: &mut Output,
 ) -> Result<BootPlan> {
-    if let Some((ddr, spl)) = raw {
-        let soc = rockusb_loaders::soc::by_usb_pid(board.pid).with_context(|| {
+    let board_soc = rockusb_loaders::soc::by_usb_pid(board.pid);
+    if let Some((ddr, spl)) = source.raw {
+        let soc = board_soc.with_context(|| {
             format!(
                 "the board's USB PID {:#06x} is not in the SoC table, so the RC4 setting for \
                  raw blobs is unknown",
@@ -103,31 +120,54 @@ fn boot_plan(
             })
         };
         let raw = RawLoader::from_pair(soc, stage(ddr, "DDR init")?, stage(spl, "SPL/usbplug")?)?;
+        for note in raw.notes() {
+            crate::ops::Observer::event(
+                out,
+                crate::ops::Event::Warning {
+                    message: note.clone(),
+                },
+            );
+        }
         return Ok(BootPlan::from_raw(&raw));
     }
-    let Some(path) = loader else {
-        bail!(
-            "name a loader file: `rockusb boot rk3588_spl_loader_v1.16.113.bin`, or raw \
-             blobs with --ddr FILE --spl FILE (for the virtual board, `rockusb loader standin \
-             -o standin.bin` makes one)"
-        );
-    };
-    let bytes = read_file(path, "loader")?;
-    let container = LoaderContainer::parse(&bytes)
-        .with_context(|| format!("{} is not a usable loader", path.display()))?;
-    Ok(BootPlan::from_container(&container))
+    if let Some(path) = source.file {
+        let bytes = read_file(path, "loader")?;
+        let container = LoaderContainer::parse(&bytes)
+            .with_context(|| format!("{} is not a usable loader", path.display()))?;
+        return Ok(BootPlan::from_container(&container));
+    }
+    let soc = board_soc.with_context(|| {
+        format!(
+            "the board's USB PID {:#06x} is not in the SoC table; name the loader file",
+            board.pid
+        )
+    })?;
+    match loader_cmd::find(soc, source.search, bus.is_virtual()) {
+        Ok(choice) => {
+            eprintln!("{}", loader_cmd::describe_choice(&choice));
+            Ok(BootPlan::from_container(&choice.container))
+        }
+        // The virtual board needs no real loader: unless the user named where to look,
+        // fall back to the built-in stand-in.
+        Err(_)
+            if bus.is_virtual()
+                && source.search.is_empty()
+                && std::env::var_os("ROCKUSB_LOADER_PATH").is_none() =>
+        {
+            eprintln!("no {} loader on the search path: using the built-in stand-in loader (virtual board)", soc.name);
+            Ok(BootPlan::from_container(&rockusb_loaders::standin::build_container(soc)))
+        }
+        Err(e) => Err(e.context(format!(
+            "no loader named and none found; name one: `rockusb boot rk3588_spl_loader_v1.16.113.bin` \
+             (from rkbin), or raw blobs with --ddr FILE --spl FILE"
+        ))),
+    }
 }
 
-fn boot_cmd(
-    bus: &Bus,
-    device: Option<&str>,
-    loader: Option<&Path>,
-    raw: Option<(&Path, &Path)>,
-    out: &mut Output,
-) -> Result<()> {
+fn boot_cmd(bus: &Bus, device: Option<&str>, source: LoaderSource, out: &mut Output) -> Result<()> {
     let board = select::board(bus, device)?;
     // Read and check the loader before touching the board.
-    let plan = boot_plan(loader, raw, &board)?;
+    let plan = boot_plan(bus, &source, &board, out)?;
     boot::check_plan(bus, &board, &plan)?;
     let up = boot::boot(bus, &board, &plan, out)?;
     out.result(&up, || format!("booted: {}", select::describe(&up)));
@@ -224,6 +264,47 @@ fn loader_command(
             Ok(())
         }
         Command::Storage { kind } => storage(&mut client, kind.as_deref(), out),
+        Command::UpgradeLoader { loader } => {
+            let bytes = read_file(&loader, "loader")?;
+            let container = LoaderContainer::parse(&bytes)
+                .with_context(|| format!("{} is not a usable loader", loader.display()))?;
+            rockusb_loaders::soc::check_loader_for_pid(&container, board.pid)?;
+            if rockusb_loaders::standin::is_standin(&container) && !bus.is_virtual() {
+                bail!("the stand-in loader cannot run on a real board; use a real loader");
+            }
+            // Build and check the whole ID block before the first write.
+            let idb = rockusb_loaders::upgrade::build_id_block(&container)?;
+            let capacity = capacity_sectors(&mut client)?;
+            let sectors = (idb.bytes.len() as u64).div_ceil(SECTOR_SIZE as u64);
+            storage_io::check_range(u64::from(idb.lba), sectors, capacity, "written")?;
+            let mut padded = idb.bytes.clone();
+            padded.resize(sectors as usize * SECTOR_SIZE, 0);
+            let mut src = &padded[..];
+            storage_io::write(
+                &mut client,
+                u64::from(idb.lba),
+                padded.len() as u64,
+                &mut src,
+                out,
+            )
+            .context(
+                "writing the ID block failed part-way: the board will not boot from this \
+                     storage until `rockusb upgrade-loader` completes (re-running is safe)",
+            )?;
+            out.result(&idb, || {
+                format!(
+                    "wrote the ID block ({} bytes: {}) at sector {}",
+                    padded.len(),
+                    idb.parts
+                        .iter()
+                        .map(|p| p.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(" + "),
+                    idb.lba
+                )
+            });
+            Ok(())
+        }
         _ => unreachable!("handled by run()"),
     }
 }
@@ -309,20 +390,6 @@ fn storage(
             current.map_or("unknown".to_string(), |k| k.to_string())
         )
     });
-    Ok(())
-}
-
-fn loader_standin(soc: &str, output: &Path) -> Result<()> {
-    let soc = rockusb_loaders::soc::by_name(soc)
-        .with_context(|| format!("unknown SoC {soc:?}; try RK3588"))?;
-    let bytes = rockusb_loaders::standin::build(soc);
-    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
-    eprintln!(
-        "wrote the {} stand-in loader to {} ({} bytes): for the virtual board only",
-        soc.name,
-        output.display(),
-        bytes.len()
-    );
     Ok(())
 }
 

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod flash;
+pub mod loader_cmd;
 pub mod output;
 pub mod select;
 
@@ -48,8 +49,13 @@ pub enum Command {
     /// Send a loader to a board in MaskROM (DDR init to 0x471, usbplug to 0x472) and wait
     /// for it to answer.
     Boot {
-        /// The loader container (rkbin `*_loader_*.bin`, RKBOOT "BOOT" or "LDR ").
+        /// The loader container (rkbin `*_loader_*.bin`, RKBOOT "BOOT" or "LDR "). Without
+        /// it, the newest loader for the board's SoC on the search path is used
+        /// (--loader-dir, ROCKUSB_LOADER_PATH, ~/.local/share/rockusb/loaders).
         loader: Option<PathBuf>,
+        /// Extra folders to search for a loader when none is named.
+        #[arg(long = "loader-dir")]
+        loader_dirs: Vec<PathBuf>,
         /// A raw DDR init blob for area 0x471 (with --spl instead of a container).
         #[arg(long, requires = "spl", conflicts_with = "loader")]
         ddr: Option<PathBuf>,
@@ -103,26 +109,18 @@ pub enum Command {
     },
     /// Print udev rules that give the logged-in user access to Rockchip boards.
     Udev,
-    /// Loader files: make the virtual board's stand-in loader.
+    /// Loader files: inspect, verify, extract, build, find; the virtual board's stand-in.
     #[command(subcommand)]
-    Loader(LoaderCommand),
+    Loader(loader_cmd::LoaderCommand),
+    /// Write the loader's ID block (FlashHead/FlashData/FlashBoot) to sector 64 of the
+    /// storage, so the board boots it by itself (rkdeveloptool's `ul`).
+    UpgradeLoader {
+        /// The loader container.
+        loader: PathBuf,
+    },
     /// Manage virtual boards (state, power-cycle).
     #[command(subcommand, name = "virtual")]
     Virtual(VirtualCommand),
-}
-
-#[derive(Debug, Subcommand)]
-pub enum LoaderCommand {
-    /// Write the labelled stand-in loader: a valid container that only the virtual board
-    /// accepts (rkbin loaders cannot ship with this project).
-    Standin {
-        /// SoC to make it for.
-        #[arg(long, default_value = "RK3588")]
-        soc: String,
-        /// Output file.
-        #[arg(short, long)]
-        output: PathBuf,
-    },
 }
 
 #[derive(Debug, Subcommand)]
