@@ -24,6 +24,14 @@ pub enum InstallError {
         #[source]
         source: std::io::Error,
     },
+    #[error(
+        "the overlay has no DTB {name} (in {dir}); it ships {available:?}: set the overlay option dtb to one of those"
+    )]
+    DtbNotShipped {
+        name: &'static str,
+        dir: PathBuf,
+        available: Vec<String>,
+    },
     #[error("{path}: {source}")]
     Bootloader {
         path: PathBuf,
@@ -77,6 +85,23 @@ pub fn install(request: &InstallRequest) -> Result<InstallReport, InstallError> 
     })?;
     let dtb_name = options.dtb.file_name();
     let dtb_path = artifacts.join(DTB_ARTIFACT_DIR).join(dtb_name);
+    let dtb_dir = artifacts.join(DTB_ARTIFACT_DIR);
+    if !dtb_path.exists() && dtb_dir.is_dir() {
+        let mut available: Vec<String> = std::fs::read_dir(&dtb_dir)
+            .map(|entries| {
+                entries
+                    .filter_map(Result::ok)
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        available.sort();
+        return Err(InstallError::DtbNotShipped {
+            name: dtb_name,
+            dir: dtb_dir,
+            available,
+        });
+    }
     let dtb = read_artifact(&dtb_path)?;
     dtb_gate::check(&dtb).map_err(|source| InstallError::Dtb {
         path: dtb_path.clone(),

@@ -459,6 +459,26 @@ pub fn check_install_refusals(installer: &Installer, testdata: &Path) {
     std::fs::write(&small, vec![0u8; 4 * 1024 * 1024]).unwrap();
     check_refused(installer, &small, &bootloader, &dtb, "too small");
 
+    // Selecting a DTB the overlay does not ship names the ones it does.
+    let shipped = tempfile::tempdir().unwrap();
+    let artifacts_m6 = artifacts(
+        shipped.path(),
+        &bootloader,
+        &[("rk3588s-nanopi-m6.dtb", &dtb)],
+    );
+    let before = std::fs::read(&disk).unwrap();
+    let out = installer.run(
+        &["install"],
+        &install_yaml_v3(
+            &disk,
+            shipped.path(),
+            &artifacts_m6,
+            &[("dtb", "rk3588s-nanopi-m6v1.dtb")],
+        ),
+    );
+    assert_failed(&out, "it ships [\"rk3588s-nanopi-m6.dtb\"]");
+    assert_eq!(std::fs::read(&disk).unwrap(), before);
+
     // A missing artifact is named.
     let out = installer.run(
         &["install"],
