@@ -48,6 +48,6 @@ pub mod upgrade;
 pub use chip::ChipCode;
 pub use container::{
     ContainerError, ContainerHeader, ContainerTag, Entry, EntryKind, LoaderContainer,
-    PayloadEncoding, RawFileKind,
+    PayloadEncoding, RawFileKind, ReadError,
 };
 pub use release_time::ReleaseTime;

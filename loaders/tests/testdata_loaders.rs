@@ -300,3 +300,25 @@ fn loaders_built_from_parts_match_rkbin() {
         assert!(bytes == original, "{}: built from parts differs", soc.name);
     }
 }
+
+#[test]
+fn reading_a_file_names_it_in_errors() {
+    let Some(dir) = rockusb_testkit::testdata("reading_a_file_names_it_in_errors") else {
+        return;
+    };
+    let good = dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin");
+    assert_eq!(
+        LoaderContainer::read(&good)
+            .unwrap()
+            .chip_code()
+            .to_string(),
+        "RK3588"
+    );
+    let bad = dir.join("loaders/negative/armbian-rkbin__rk3588_spl_loader_v1.12.bin");
+    let message = LoaderContainer::read(&bad).unwrap_err().to_string();
+    assert!(message.starts_with(&bad.display().to_string()), "{message}");
+    assert!(message.contains("raw SPL"), "{message}");
+    let missing = dir.join("loaders/no-such-file.bin");
+    let message = LoaderContainer::read(&missing).unwrap_err().to_string();
+    assert!(message.starts_with("cannot read"), "{message}");
+}

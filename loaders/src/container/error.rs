@@ -126,3 +126,20 @@ fn raw_file_message(kind: RawFileKind) -> &'static str {
         }
     }
 }
+
+/// A loader file could not be read or is not a valid container.
+#[derive(Debug, Error, Clone)]
+pub enum ReadError {
+    #[error("cannot read {}: {source}", path.display())]
+    Io {
+        path: std::path::PathBuf,
+        #[source]
+        source: std::sync::Arc<std::io::Error>,
+    },
+    #[error("{}: {source}", path.display())]
+    Invalid {
+        path: std::path::PathBuf,
+        #[source]
+        source: ContainerError,
+    },
+}

@@ -12,7 +12,7 @@ mod error;
 mod parse;
 mod write;
 
-pub use error::{ContainerError, RawFileKind};
+pub use error::{ContainerError, RawFileKind, ReadError};
 pub use parse::classify_raw;
 
 use serde::Serialize;
@@ -263,6 +263,18 @@ impl LoaderContainer {
             entries,
             canonical_layout: true,
         }
+    }
+
+    /// Reads and verifies the loader file at `path`; the error names the file.
+    pub fn read(path: &std::path::Path) -> Result<Self, ReadError> {
+        let bytes = std::fs::read(path).map_err(|source| ReadError::Io {
+            path: path.to_path_buf(),
+            source: std::sync::Arc::new(source),
+        })?;
+        Self::parse(&bytes).map_err(|source| ReadError::Invalid {
+            path: path.to_path_buf(),
+            source,
+        })
     }
 
     /// The header fields.

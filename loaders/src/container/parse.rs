@@ -131,7 +131,7 @@ impl LoaderContainer {
                 kind: r.kind,
                 name: decode_name(&r.raw_name),
                 raw_name: r.raw_name,
-                data: body[r.offset as usize..(r.offset + r.size) as usize].to_vec(),
+                data: body[r.offset as usize..r.offset as usize + r.size as usize].to_vec(),
                 delay_ms: r.delay_ms,
                 file_offset: Some(r.offset),
             })
