@@ -5,6 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")"
 seconds="${FUZZ_SECONDS:-60}"
+if ! cargo fuzz --version >/dev/null 2>&1; then
+    echo "cargo-fuzz is not installed: run 'cargo install cargo-fuzz' first" >&2
+    exit 1
+fi
 export RUSTC_BOOTSTRAP=1
 # Seed the corpora with the shared GPT images and bmap files when they are there (the
 # corpus folder is ignored by git: test data never enters the repository).

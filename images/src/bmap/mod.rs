@@ -121,6 +121,10 @@ pub enum BmapError {
         len: usize,
     },
     #[error(
+        "the bmap describes an image of {bmap_size} bytes, but this image is {image_len} bytes: the bmap belongs to another image; use the .bmap file published with this image"
+    )]
+    ImageSizeMismatch { bmap_size: u64, image_len: u64 },
+    #[error(
         "the bmap file's own checksum does not match: it says {stored}, its contents give {computed}; the file was edited or damaged, get an intact copy"
     )]
     FileChecksumMismatch { stored: String, computed: String },
@@ -318,6 +322,18 @@ impl Bmap {
         Ok(())
     }
 
+    /// Checks that the bmap describes an image of `image_len` bytes.
+    pub fn check_image_len(&self, image_len: u64) -> Result<(), BmapError> {
+        if self.image_size == image_len {
+            Ok(())
+        } else {
+            Err(BmapError::ImageSizeMismatch {
+                bmap_size: self.image_size,
+                image_len,
+            })
+        }
+    }
+
     /// The image bytes range `index` covers (the last block may be cut by the image end).
     pub fn byte_range(&self, range: &BmapRange) -> ByteRange {
         let start = range.first_block.saturating_mul(self.block_size);
@@ -367,6 +383,14 @@ mod tests {
     #[test]
     fn parses_ranges_and_clips_the_last_block_to_the_image() {
         let b = Bmap::parse(v2("<Range> 0 </Range><Range>2-2</Range>", "").as_bytes()).unwrap();
+        assert_eq!(b.check_image_len(10000), Ok(()));
+        assert_eq!(
+            b.check_image_len(12288),
+            Err(BmapError::ImageSizeMismatch {
+                bmap_size: 10000,
+                image_len: 12288
+            })
+        );
         assert_eq!(b.ranges.len(), 2);
         assert_eq!(b.checksum_type, Some(ChecksumType::Sha256));
         assert_eq!(
