@@ -363,3 +363,13 @@ fn loader_info_verify_and_extract() {
     let usbplug = std::fs::read(b.path("parts/02-472-rk3588_usbplug_v1.bin")).unwrap();
     assert_eq!(usbplug.len(), 92160);
 }
+
+#[test]
+fn wait_returns_when_enough_boards_are_in_the_mode_and_times_out_otherwise() {
+    let b = Bench::new(&["a", "b"]);
+    let out = b.ok("a,b", &["--json", "wait", "--count", "2"]);
+    let v: serde_json::Value = serde_json::from_str(out.lines().last().unwrap()).unwrap();
+    assert_eq!(v["result"].as_array().unwrap().len(), 2);
+    let err = b.fails("a,b", &["wait", "--mode", "loader", "--timeout", "0"]);
+    assert!(err.contains("0 of 1 board(s) in loader mode"), "{err}");
+}

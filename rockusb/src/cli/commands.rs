@@ -37,6 +37,11 @@ pub fn run(cli: Cli) -> Result<()> {
             let bus = select::bus(cli.virtual_boards.as_deref())?;
             match command {
                 Command::List => list(&bus, &out),
+                Command::Wait {
+                    mode,
+                    count,
+                    timeout,
+                } => wait(&bus, &mode, count, timeout, &out),
                 Command::Boot {
                     loader,
                     loader_dirs,
@@ -83,6 +88,41 @@ fn list(bus: &Bus, out: &Output) -> Result<()> {
         }
     });
     Ok(())
+}
+
+fn wait(bus: &Bus, mode: &str, count: usize, timeout: u64, out: &Output) -> Result<()> {
+    use crate::discovery::BoardMode;
+    let wanted = match mode {
+        "maskrom" => Some(BoardMode::Maskrom),
+        "loader" => Some(BoardMode::Loader),
+        "any" => None,
+        other => bail!("unknown mode {other:?}: use maskrom, loader or any"),
+    };
+    let start = std::time::Instant::now();
+    loop {
+        let boards: Vec<BoardInfo> = bus
+            .scan()?
+            .into_iter()
+            .filter(|b| wanted.is_none_or(|m| b.mode == m))
+            .collect();
+        if boards.len() >= count {
+            out.result(&boards, || {
+                boards
+                    .iter()
+                    .map(select::describe)
+                    .collect::<Vec<_>>()
+                    .join("\n")
+            });
+            return Ok(());
+        }
+        if start.elapsed().as_secs() >= timeout {
+            bail!(
+                "timed out after {timeout} s: {} of {count} board(s) in {mode} mode attached",
+                boards.len()
+            );
+        }
+        std::thread::sleep(std::time::Duration::from_millis(250));
+    }
 }
 
 fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {

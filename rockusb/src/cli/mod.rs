@@ -46,6 +46,19 @@ pub struct Cli {
 pub enum Command {
     /// List attached Rockchip boards with their mode, SoC and port path.
     List,
+    /// Wait until boards are attached (for scripts and fleets): by default one board in
+    /// MaskROM.
+    Wait {
+        /// The mode to wait for: maskrom, loader or any.
+        #[arg(long, default_value = "maskrom")]
+        mode: String,
+        /// How many boards to wait for.
+        #[arg(long, default_value_t = 1)]
+        count: usize,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 60)]
+        timeout: u64,
+    },
     /// Send a loader to a board in MaskROM (DDR init to 0x471, usbplug to 0x472) and wait
     /// for it to answer.
     Boot {
