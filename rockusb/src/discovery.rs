@@ -62,7 +62,10 @@ pub enum DiscoveryError {
     Usb(#[from] rusb::Error),
     #[error("virtual board: {0}")]
     Virtual(#[from] std::io::Error),
-    #[error("cannot open the board at {port_path}: {source}")]
+    #[error(
+        "cannot open the board at {port_path}: {source}{}",
+        access_hint(source)
+    )]
     Open {
         port_path: String,
         #[source]
@@ -70,6 +73,19 @@ pub enum DiscoveryError {
     },
     #[error("the board at {0} is no longer attached")]
     Gone(String),
+}
+
+fn access_hint(error: &TransportError) -> &'static str {
+    match error {
+        TransportError::Access => {
+            ". Install the udev rules (`rockusb udev | sudo tee \
+             /etc/udev/rules.d/70-rockusb.rules`), then replug the board, or run as root"
+        }
+        TransportError::Busy => {
+            ". Another program (rkdeveloptool, upgrade_tool, another rockusb) has claimed it"
+        }
+        _ => "",
+    }
 }
 
 /// Where boards are looked for.

@@ -24,9 +24,14 @@ pub fn describe(board: &BoardInfo) -> String {
         .as_ref()
         .map(|n| format!(" (virtual {n})"))
         .unwrap_or_default();
+    let problem = board
+        .probe_error
+        .as_ref()
+        .map(|e| format!("  ({e})"))
+        .unwrap_or_default();
     format!(
-        "{}  {:04x}:{:04x}  {}  {}{}",
-        board.port_path, board.vid, board.pid, soc, board.mode, name
+        "{}  {:04x}:{:04x}  {}  {}{}{}",
+        board.port_path, board.vid, board.pid, soc, board.mode, name, problem
     )
 }
 
