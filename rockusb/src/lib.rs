@@ -12,5 +12,6 @@ pub mod client;
 pub mod discovery;
 pub mod ops;
 pub mod protocol;
+pub mod source;
 pub mod transport;
 pub mod virtual_board;

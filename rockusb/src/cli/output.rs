@@ -90,6 +90,18 @@ impl Observer for Output {
                 };
                 eprintln!("{phase}: {bytes} bytes in {seconds:.2} s ({rate:.1} MB/s)");
             }
+            Event::WriteTotals {
+                written_bytes,
+                skipped_bytes,
+            } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!(
+                        "write (written {}, skipped {})",
+                        indicatif::HumanBytes(written_bytes),
+                        indicatif::HumanBytes(skipped_bytes)
+                    ));
+                }
+            }
             Event::Warning { message } => eprintln!("warning: {message}"),
         }
     }

@@ -3,6 +3,7 @@
 //! progress bars or newline-delimited JSON.
 
 pub mod boot;
+pub mod flash;
 pub mod storage_io;
 
 use serde::Serialize;
@@ -36,6 +37,12 @@ pub enum Event {
         phase: String,
         bytes: u64,
         seconds: f64,
+    },
+    /// Flash totals so far: image bytes written and zero bytes skipped (with `Progress`,
+    /// whose count is the image offset reached).
+    WriteTotals {
+        written_bytes: u64,
+        skipped_bytes: u64,
     },
     /// Something the user should know that is not an error.
     Warning { message: String },

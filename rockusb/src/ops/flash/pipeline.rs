@@ -1,0 +1,567 @@
+//! The stages between the image file and the USB writer, each a thread joined to the next
+//! by a bounded channel: read → decode → plan → hash → (writer, on the caller's thread).
+//!
+//! - **read** pulls the stored (compressed) bytes in 1 MiB pieces, so a slow disk or pipe
+//!   and the decoder overlap;
+//! - **decode** fills 1 MiB chunks from a fixed pool of buffers; an empty pool is the
+//!   back-pressure that bounds memory whatever the image size;
+//! - **plan** runs the `images` planner (zero scan, must-write regions, bmap ranges);
+//! - **hash** checks bmap range checksums and copies the planned extents into *runs*:
+//!   contiguous bytes of at most one write command, each with an xxh3-128 digest for
+//!   the read-back. Zero chunks never reach the writer, so the writer's queue holds only
+//!   bytes that must cross the link. A run is handed over when it is full, when the
+//!   next extent is not contiguous, or when no more input is ready: the link never
+//!   waits while the CPU still has bytes for it.
+//!
+//! Runs inside the leading must-write region (bootloader and GPT) are *held* and go to the
+//! writer last (see [`super`] for why).
+
+use rockusb_images::ByteRange;
+use rockusb_images::bmap::{BmapVerifyError, RangeVerifier};
+use rockusb_images::plan::{PlanError, PlanStats, Planner};
+use std::io::{self, Read};
+use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::thread::JoinHandle;
+use xxhash_rust::xxh3::xxh3_128;
+
+/// Bytes per decoded chunk: the size of a Talos xz block, and a multiple of every plan
+/// block size.
+pub const CHUNK_LEN: usize = 1 << 20;
+/// Decoded chunks in flight (memory: this × [`CHUNK_LEN`]).
+pub const CHUNK_POOL: usize = 20;
+/// Stored-byte pieces in flight between the reader and the decoder.
+const READ_PIECES: usize = 4;
+const READ_PIECE_LEN: usize = 1 << 20;
+/// Bytes the hash stage keeps from the end of the image, for the backup GPT.
+const TAIL_CHUNKS: usize = 2;
+/// The writer is told how far the image has got at least this often while only zeros go by.
+const PROGRESS_EVERY: u64 = 32 << 20;
+
+/// Decoded image bytes at `offset`; `buf[..len]` is valid.
+pub struct Chunk {
+    pub offset: u64,
+    pub buf: Vec<u8>,
+    pub len: usize,
+}
+
+impl Chunk {
+    pub fn data(&self) -> &[u8] {
+        &self.buf[..self.len]
+    }
+}
+
+/// Why the stream stopped early.
+#[derive(Debug)]
+pub enum StreamFailure {
+    /// Reading or decoding failed at this image offset.
+    Decode {
+        offset: u64,
+        error: io::Error,
+    },
+    Plan(PlanError),
+    Bmap(BmapVerifyError),
+}
+
+pub enum Decoded {
+    Chunk(Chunk),
+    End { len: u64 },
+    Failed(StreamFailure),
+}
+
+/// Contiguous bytes for one write (or fewer, if the loader wants smaller commands).
+pub struct Run {
+    /// Storage byte offset (= image offset).
+    pub offset: u64,
+    pub data: Vec<u8>,
+    /// xxh3-128 of `data`, for the read-back.
+    pub hash: u128,
+    /// Image bytes planned when this run was handed over, and how many were skipped.
+    pub image_done: u64,
+    pub skipped: u64,
+    pooled: bool,
+}
+
+impl Run {
+    pub fn range(&self) -> ByteRange {
+        ByteRange::new(self.offset, self.data.len() as u64)
+    }
+}
+
+/// The end of the stream, with what the writer needs to finish.
+pub struct StreamEnd {
+    pub len: u64,
+    pub stats: PlanStats,
+    /// Runs of the leading must-write region, in image order.
+    pub held: Vec<Run>,
+    /// The image's last bytes: (offset, bytes).
+    pub tail: (u64, Vec<u8>),
+}
+
+pub enum ToWriter {
+    Run(Run),
+    /// Every held (leading) byte has been planned and checked: nothing found so far
+    /// forbids writing.
+    PrefixChecked,
+    Progress {
+        image_done: u64,
+        skipped: u64,
+    },
+    End(StreamEnd),
+    Failed(StreamFailure),
+}
+
+/// Returns run buffers to the hash stage's pool once written.
+#[derive(Clone)]
+pub struct RunRecycler(SyncSender<Vec<u8>>);
+
+impl RunRecycler {
+    pub fn recycle(&self, run: Run) {
+        if run.pooled {
+            let mut buf = run.data;
+            buf.clear();
+            let _ = self.0.try_send(buf);
+        }
+    }
+}
+
+/// Starts read + decode for `input`. Returns the decoded-chunk receiver, the chunk pool's
+/// return path and the threads.
+pub fn start_decode(
+    input: Box<dyn Read + Send>,
+    spec: crate::source::decode::DecoderSpec,
+) -> (Receiver<Decoded>, SyncSender<Vec<u8>>, Vec<JoinHandle<()>>) {
+    let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(CHUNK_POOL);
+    for _ in 0..CHUNK_POOL {
+        // Zeroed allocations are mapped lazily: untouched buffers cost no memory.
+        let _ = pool_tx.try_send(vec![0u8; CHUNK_LEN]);
+    }
+    let (out_tx, out_rx) = sync_channel::<Decoded>(CHUNK_POOL);
+    let mut threads = Vec::new();
+    let reader: Box<dyn Read + Send> = if spec.format == crate::source::Format::Raw {
+        input
+    } else {
+        let (piece_tx, piece_rx) = sync_channel::<io::Result<Vec<u8>>>(READ_PIECES);
+        threads.push(std::thread::spawn(move || read_stage(input, piece_tx)));
+        Box::new(ChannelReader {
+            rx: piece_rx,
+            current: Vec::new(),
+            pos: 0,
+        })
+    };
+    threads.push(std::thread::spawn(move || {
+        decode_stage(reader, spec, pool_rx, out_tx)
+    }));
+    (out_rx, pool_tx, threads)
+}
+
+fn read_stage(mut input: Box<dyn Read + Send>, out: SyncSender<io::Result<Vec<u8>>>) {
+    loop {
+        let mut piece = vec![0u8; READ_PIECE_LEN];
+        let mut n = 0;
+        while n < piece.len() {
+            match input.read(&mut piece[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    let _ = out.send(Err(e));
+                    return;
+                }
+            }
+        }
+        piece.truncate(n);
+        if n == 0 || out.send(Ok(piece)).is_err() {
+            return;
+        }
+    }
+}
+
+/// The decoder's input: pieces from the read stage.
+struct ChannelReader {
+    rx: Receiver<io::Result<Vec<u8>>>,
+    current: Vec<u8>,
+    pos: usize,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        while self.pos == self.current.len() {
+            match self.rx.recv() {
+                Ok(Ok(piece)) => {
+                    self.current = piece;
+                    self.pos = 0;
+                }
+                Ok(Err(e)) => return Err(e),
+                // The read stage ended: end of input.
+                Err(_) => return Ok(0),
+            }
+        }
+        let n = buf.len().min(self.current.len() - self.pos);
+        buf[..n].copy_from_slice(&self.current[self.pos..self.pos + n]);
+        self.pos += n;
+        Ok(n)
+    }
+}
+
+fn decode_stage(
+    input: Box<dyn Read + Send>,
+    spec: crate::source::decode::DecoderSpec,
+    pool: Receiver<Vec<u8>>,
+    out: SyncSender<Decoded>,
+) {
+    let mut reader = match spec.decoder(input) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = out.send(Decoded::Failed(StreamFailure::Decode {
+                offset: 0,
+                error: io::Error::other(e.to_string()),
+            }));
+            return;
+        }
+    };
+    let mut offset = 0u64;
+    loop {
+        // Every consumer gone means the flash stopped: stop decoding too.
+        let Ok(mut buf) = pool.recv() else { return };
+        buf.resize(CHUNK_LEN, 0);
+        let mut n = 0;
+        while n < CHUNK_LEN {
+            match reader.read(&mut buf[n..]) {
+                Ok(0) => break,
+                Ok(k) => n += k,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => {
+                    let _ = out.send(Decoded::Failed(StreamFailure::Decode {
+                        offset: offset + n as u64,
+                        error,
+                    }));
+                    return;
+                }
+            }
+        }
+        if n > 0 {
+            let chunk = Chunk {
+                offset,
+                buf,
+                len: n,
+            };
+            offset += n as u64;
+            if out.send(Decoded::Chunk(chunk)).is_err() {
+                return;
+            }
+        }
+        if n < CHUNK_LEN {
+            let _ = out.send(Decoded::End { len: offset });
+            return;
+        }
+    }
+}
+
+enum Planned {
+    Chunk(Chunk, Vec<ByteRange>, PlanStats),
+    End { len: u64, stats: PlanStats },
+    Failed(StreamFailure),
+}
+
+/// What the plan and hash stages need.
+pub struct PlanHashConfig {
+    pub planner: Planner,
+    pub bmap: Option<RangeVerifier>,
+    /// Image bytes at the start whose runs are held back (the leading must-write region).
+    pub held_len: u64,
+    /// Largest run, a whole number of sectors.
+    pub run_max: usize,
+    /// Runs in flight to the writer (memory: this × `run_max`).
+    pub run_pool: usize,
+}
+
+/// Starts plan + hash over `first` (chunks already received, e.g. for the pre-flight
+/// check) and then the rest of `decoded`.
+pub fn start_plan_hash(
+    first: Vec<Chunk>,
+    decoded: Receiver<Decoded>,
+    chunk_pool: SyncSender<Vec<u8>>,
+    config: PlanHashConfig,
+) -> (Receiver<ToWriter>, RunRecycler, Vec<JoinHandle<()>>) {
+    let (planned_tx, planned_rx) = sync_channel::<Planned>(4);
+    let (run_tx, run_rx) = sync_channel::<Vec<u8>>(config.run_pool);
+    for _ in 0..config.run_pool {
+        let _ = run_tx.try_send(Vec::with_capacity(config.run_max));
+    }
+    let (out_tx, out_rx) = sync_channel::<ToWriter>(config.run_pool + 4);
+    let planner = config.planner;
+    let plan = std::thread::spawn(move || plan_stage(first, decoded, planner, planned_tx));
+    let hasher = HashStage {
+        bmap: config.bmap,
+        held_len: config.held_len,
+        run_max: config.run_max,
+        runs: run_rx,
+        chunk_pool,
+        out: out_tx,
+        current: None,
+        held: Vec::new(),
+        tail: Vec::new(),
+        image_done: 0,
+        skipped: 0,
+        last_progress: 0,
+        prefix_announced: false,
+        gone: false,
+    };
+    let hash = std::thread::spawn(move || hasher.run(planned_rx));
+    (out_rx, RunRecycler(run_tx), vec![plan, hash])
+}
+
+fn plan_stage(
+    first: Vec<Chunk>,
+    decoded: Receiver<Decoded>,
+    mut planner: Planner,
+    out: SyncSender<Planned>,
+) {
+    let mut extents = Vec::new();
+    let mut plan = |chunk: Chunk| -> Option<Planned> {
+        match planner.plan_chunk(chunk.offset, chunk.data(), &mut extents) {
+            Ok(_) => Some(Planned::Chunk(chunk, extents.clone(), planner.stats())),
+            Err(e) => Some(Planned::Failed(StreamFailure::Plan(e))),
+        }
+    };
+    for chunk in first {
+        let Some(msg) = plan(chunk) else { return };
+        let failed = matches!(msg, Planned::Failed(_));
+        if out.send(msg).is_err() || failed {
+            return;
+        }
+    }
+    while let Ok(msg) = decoded.recv() {
+        let msg = match msg {
+            Decoded::Chunk(chunk) => match plan(chunk) {
+                Some(m) => m,
+                None => return,
+            },
+            Decoded::End { len } => {
+                let _ = out.send(Planned::End {
+                    len,
+                    stats: planner.stats(),
+                });
+                return;
+            }
+            Decoded::Failed(f) => {
+                let _ = out.send(Planned::Failed(f));
+                return;
+            }
+        };
+        let failed = matches!(msg, Planned::Failed(_));
+        if out.send(msg).is_err() || failed {
+            return;
+        }
+    }
+}
+
+struct HashStage {
+    bmap: Option<RangeVerifier>,
+    held_len: u64,
+    run_max: usize,
+    runs: Receiver<Vec<u8>>,
+    chunk_pool: SyncSender<Vec<u8>>,
+    out: SyncSender<ToWriter>,
+    /// The run being filled, and whether it is held.
+    current: Option<(Run, bool)>,
+    held: Vec<Run>,
+    /// The last chunks, kept for the backup GPT.
+    tail: Vec<Chunk>,
+    image_done: u64,
+    skipped: u64,
+    last_progress: u64,
+    prefix_announced: bool,
+    /// The writer has stopped listening.
+    gone: bool,
+}
+
+impl HashStage {
+    fn run(mut self, input: Receiver<Planned>) {
+        let mut pending: Option<Planned> = None;
+        loop {
+            let msg = match pending.take() {
+                Some(m) => m,
+                None => match input.recv() {
+                    Ok(m) => m,
+                    Err(_) => return,
+                },
+            };
+            match msg {
+                Planned::Chunk(chunk, extents, stats) => {
+                    if let Err(failure) = self.chunk(chunk, &extents, stats) {
+                        let _ = self.out.send(ToWriter::Failed(failure));
+                        return;
+                    }
+                    if self.gone {
+                        return;
+                    }
+                    // Hand the run over now rather than hold bytes while input is late.
+                    match input.try_recv() {
+                        Ok(next) => pending = Some(next),
+                        Err(TryRecvError::Empty) => {
+                            if !self.flush_streaming() {
+                                return;
+                            }
+                        }
+                        Err(TryRecvError::Disconnected) => return,
+                    }
+                }
+                Planned::End { len, stats } => {
+                    self.end(len, stats);
+                    return;
+                }
+                Planned::Failed(f) => {
+                    let _ = self.out.send(ToWriter::Failed(f));
+                    return;
+                }
+            }
+        }
+    }
+
+    fn chunk(
+        &mut self,
+        chunk: Chunk,
+        extents: &[ByteRange],
+        stats: PlanStats,
+    ) -> Result<(), StreamFailure> {
+        if let Some(v) = &mut self.bmap {
+            v.feed(chunk.offset, chunk.data())
+                .map_err(StreamFailure::Bmap)?;
+        }
+        for extent in extents {
+            let mut pos = extent.start;
+            while pos < extent.end() {
+                // Held runs stop at the end of the held region.
+                let held = pos < self.held_len;
+                let limit = if held {
+                    extent.end().min(self.held_len)
+                } else {
+                    extent.end()
+                };
+                let Some(take) = self.append(pos, held, limit, &chunk) else {
+                    self.gone = true;
+                    return Ok(());
+                };
+                pos += take;
+            }
+        }
+        self.image_done = chunk.offset + chunk.len as u64;
+        self.skipped = stats.bytes_skipped;
+        if !self.prefix_announced && self.image_done >= self.held_len {
+            self.prefix_announced = true;
+            let _ = self.out.send(ToWriter::PrefixChecked);
+        }
+        if self.gone {
+            return Ok(());
+        }
+        if self.current.is_none() && self.image_done - self.last_progress >= PROGRESS_EVERY {
+            self.last_progress = self.image_done;
+            let _ = self.out.send(ToWriter::Progress {
+                image_done: self.image_done,
+                skipped: self.skipped,
+            });
+        }
+        self.tail.push(chunk);
+        if self.tail.len() > TAIL_CHUNKS {
+            let old = self.tail.remove(0);
+            let _ = self.chunk_pool.try_send(old.buf);
+        }
+        Ok(())
+    }
+
+    /// Appends bytes `[pos, limit)` of `chunk` (as many as fit) to the current run;
+    /// returns how many were taken, `None` when the writer has gone.
+    fn append(&mut self, pos: u64, held: bool, limit: u64, chunk: &Chunk) -> Option<u64> {
+        let fits = matches!(&self.current, Some((run, h)) if *h == held
+            && run.offset + run.data.len() as u64 == pos
+            && run.data.len() < self.run_max);
+        if !fits {
+            if !self.flush() {
+                return None;
+            }
+            let data = if held {
+                Vec::with_capacity(self.run_max)
+            } else {
+                self.runs.recv().ok()?
+            };
+            self.current = Some((
+                Run {
+                    offset: pos,
+                    data,
+                    hash: 0,
+                    image_done: 0,
+                    skipped: 0,
+                    pooled: !held,
+                },
+                held,
+            ));
+        }
+        let (run, _) = self.current.as_mut()?;
+        let room = (self.run_max - run.data.len()) as u64;
+        let take = (limit - pos).min(room);
+        let lo = (pos - chunk.offset) as usize;
+        run.data
+            .extend_from_slice(&chunk.data()[lo..lo + take as usize]);
+        Some(take)
+    }
+
+    fn flush_streaming(&mut self) -> bool {
+        if matches!(self.current, Some((_, false))) {
+            self.flush()
+        } else {
+            true
+        }
+    }
+
+    /// Finishes the current run: held runs are kept, others go to the writer.
+    fn flush(&mut self) -> bool {
+        let Some((mut run, held)) = self.current.take() else {
+            return true;
+        };
+        // Only the image's last sector can be partial: pad it with zeros so every write
+        // is whole sectors (the backup-GPT wipe starts after it, see `regions::must_write`).
+        let rem = run.data.len() % 512;
+        if rem != 0 {
+            run.data.resize(run.data.len() + 512 - rem, 0);
+        }
+        run.hash = xxh3_128(&run.data);
+        run.image_done = self.image_done;
+        run.skipped = self.skipped;
+        if held {
+            self.held.push(run);
+            true
+        } else {
+            self.last_progress = self.image_done;
+            self.out.send(ToWriter::Run(run)).is_ok()
+        }
+    }
+
+    fn end(mut self, len: u64, stats: PlanStats) {
+        if let Some(v) = &mut self.bmap {
+            if let Err(e) = v.finish() {
+                let _ = self.out.send(ToWriter::Failed(StreamFailure::Bmap(e)));
+                return;
+            }
+        }
+        self.image_done = len;
+        self.skipped = stats.bytes_skipped;
+        if !self.flush() {
+            return;
+        }
+        if !self.prefix_announced {
+            let _ = self.out.send(ToWriter::PrefixChecked);
+        }
+        let tail_offset = self.tail.first().map_or(len, |c| c.offset);
+        let mut tail = Vec::new();
+        for c in &self.tail {
+            tail.extend_from_slice(c.data());
+        }
+        let _ = self.out.send(ToWriter::End(StreamEnd {
+            len,
+            stats,
+            held: std::mem::take(&mut self.held),
+            tail: (tail_offset, tail),
+        }));
+    }
+}

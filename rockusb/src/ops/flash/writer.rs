@@ -1,0 +1,193 @@
+//! Sending bytes to the storage in large commands, and falling back to smaller ones when
+//! a loader refuses a size.
+//!
+//! The count field allows 65535 sectors per command; how many a loader accepts is not
+//! advertised. Each loader kind gets a default (see [`super::target`]); when a command
+//! fails the way a too-large one does (failed or phase-error status, a stall), the
+//! endpoint is recovered and the same bytes are sent again in commands of half the size,
+//! down to 64 KiB, the size rkdeveloptool always uses. The smaller size then sticks for
+//! the rest of the job.
+
+use crate::client::{Client, CommandError};
+use crate::protocol::SECTOR_SIZE;
+use crate::transport::{Transport, TransportError};
+
+/// The smallest command tried: rkdeveloptool's 128 sectors, which every loader takes.
+pub const MIN_COMMAND_SECTORS: u32 = 128;
+
+/// A command the loader refused, after every fallback.
+#[derive(Debug, thiserror::Error)]
+#[error("at sector {lba} ({sectors} sectors): {source}")]
+pub struct IoFailure {
+    pub lba: u64,
+    pub sectors: u32,
+    #[source]
+    pub source: CommandError,
+}
+
+/// Sector-addressed I/O with the current command size.
+pub struct SectorIo<'a, T: Transport> {
+    pub client: &'a mut Client<T>,
+    command_sectors: u32,
+    /// Set when the size was lowered: (from, to).
+    pub fallbacks: Vec<(u32, u32)>,
+    /// Commands sent.
+    pub commands: u64,
+}
+
+/// Failures that a smaller command may cure.
+fn refused(e: &CommandError) -> bool {
+    matches!(
+        e,
+        CommandError::Failed { .. }
+            | CommandError::PhaseError { .. }
+            | CommandError::ShortData { .. }
+            | CommandError::Transport {
+                source: TransportError::Stall | TransportError::Overflow | TransportError::Timeout,
+                ..
+            }
+    )
+}
+
+impl<'a, T: Transport> SectorIo<'a, T> {
+    pub fn new(client: &'a mut Client<T>, command_sectors: u32) -> Self {
+        SectorIo {
+            client,
+            command_sectors: command_sectors.clamp(MIN_COMMAND_SECTORS, 65535),
+            fallbacks: Vec::new(),
+            commands: 0,
+        }
+    }
+
+    pub fn command_sectors(&self) -> u32 {
+        self.command_sectors
+    }
+
+    pub fn command_bytes(&self) -> usize {
+        self.command_sectors as usize * SECTOR_SIZE
+    }
+
+    /// Writes `data` (whole sectors) at byte `offset`.
+    pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), IoFailure> {
+        self.each_command(offset, data.len(), |client, lba, range| {
+            client.write_lba(lba, &data[range])
+        })
+    }
+
+    /// Reads `buf.len()` bytes (whole sectors) from byte `offset`.
+    pub fn read(&mut self, offset: u64, buf: &mut [u8]) -> Result<(), IoFailure> {
+        self.each_command(offset, buf.len(), |client, lba, range| {
+            client.read_lba(lba, &mut buf[range])
+        })
+    }
+
+    fn each_command(
+        &mut self,
+        offset: u64,
+        len: usize,
+        mut op: impl FnMut(&mut Client<T>, u32, std::ops::Range<usize>) -> Result<(), CommandError>,
+    ) -> Result<(), IoFailure> {
+        debug_assert!(offset % SECTOR_SIZE as u64 == 0 && len % SECTOR_SIZE == 0);
+        let mut done = 0usize;
+        while done < len {
+            let n = (len - done).min(self.command_bytes());
+            let lba = (offset + done as u64) / SECTOR_SIZE as u64;
+            let sectors = (n / SECTOR_SIZE) as u32;
+            let failure = |source| IoFailure {
+                lba,
+                sectors,
+                source,
+            };
+            let lba32 = u32::try_from(lba).map_err(|_| {
+                failure(CommandError::Failed {
+                    op: "LBA beyond 2 TiB",
+                })
+            })?;
+            self.commands += 1;
+            match op(self.client, lba32, done..done + n) {
+                Ok(()) => done += n,
+                Err(e) if refused(&e) && self.command_sectors > MIN_COMMAND_SECTORS => {
+                    // The endpoint may be halted or mid-command: clear it before retrying.
+                    let _ = self.client.transport_mut().recover();
+                    let from = self.command_sectors;
+                    self.command_sectors = (from / 2).max(MIN_COMMAND_SECTORS);
+                    self.fallbacks.push((from, self.command_sectors));
+                }
+                Err(e) => return Err(failure(e)),
+            }
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::protocol::{CommandBlock, Opcode, StorageKind};
+    use crate::transport::Transport;
+    use crate::virtual_board::config::MIB;
+
+    /// A loader that stalls write commands longer than `limit` sectors, as a loader with
+    /// a small buffer would.
+    struct SmallBuffer {
+        inner: Box<dyn Transport>,
+        limit: u16,
+        refusing: bool,
+    }
+
+    impl Transport for SmallBuffer {
+        fn control_out(
+            &mut self,
+            setup: crate::protocol::ControlSetup,
+            data: &[u8],
+        ) -> Result<usize, TransportError> {
+            self.inner.control_out(setup, data)
+        }
+        fn bulk_out(&mut self, data: &[u8]) -> Result<usize, TransportError> {
+            if self.refusing {
+                return Err(TransportError::Stall);
+            }
+            if let Ok(cbw) = CommandBlock::parse(data) {
+                if cbw.opcode() == Some(Opcode::WriteLba) && cbw.length() > self.limit {
+                    self.refusing = true;
+                    return Err(TransportError::Stall);
+                }
+            }
+            self.inner.bulk_out(data)
+        }
+        fn bulk_in(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+            self.inner.bulk_in(buf)
+        }
+        fn recover(&mut self) -> Result<(), TransportError> {
+            self.refusing = false;
+            self.inner.recover()
+        }
+    }
+
+    #[test]
+    fn a_refused_size_falls_back_to_smaller_commands_and_the_bytes_arrive() {
+        let dir = tempfile::tempdir().unwrap();
+        let (bus, board) = super::super::test_board::booted(dir.path(), 64 * MIB);
+        let mut client = Client::new(SmallBuffer {
+            inner: bus.open(&board.port_path).unwrap(),
+            limit: 1024,
+            refusing: false,
+        });
+        let data: Vec<u8> = (0..3 * MIB as usize).map(|i| (i / 512) as u8 | 1).collect();
+        let mut io = SectorIo::new(&mut client, 8192);
+        io.write(MIB, &data).unwrap();
+        assert_eq!(io.command_sectors(), 1024);
+        assert_eq!(io.fallbacks, vec![(8192, 4096), (4096, 2048), (2048, 1024)]);
+        let mut back = vec![0u8; data.len()];
+        io.read(MIB, &mut back).unwrap();
+        assert_eq!(back, data);
+        drop(client);
+        let mut board = super::super::test_board::open(dir.path());
+        assert_eq!(
+            board
+                .read_storage(StorageKind::Emmc, MIB, data.len())
+                .unwrap(),
+            data
+        );
+    }
+}

@@ -1,0 +1,206 @@
+//! Image input: where the bytes come from (a file or stdin), what format they are in
+//! (decided by content) and how to decode them. Nothing here knows about boards.
+//!
+//! Opening a source checks everything that can be checked without decoding: the format,
+//! a name that promises another format, and for .xz files the index, which gives the
+//! exact image size and proves the file is not truncated.
+
+pub mod decode;
+pub mod sniff;
+pub mod xz_index;
+
+pub use sniff::{Format, Sniffed};
+
+use std::fs::File;
+use std::io::{self, Read};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("cannot open {}: {source}", path.display())]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: io::Error,
+    },
+    #[error("cannot read {name}: {source}")]
+    Read {
+        name: String,
+        #[source]
+        source: io::Error,
+    },
+    #[error("{name} is empty: there is no image to write")]
+    Empty { name: String },
+    #[error("{name} is {what}, which cannot be flashed: {hint}")]
+    Unsupported {
+        name: String,
+        what: &'static str,
+        hint: &'static str,
+    },
+    #[error(
+        "{name} is named like {promised} data but holds {found} data: the file is damaged or misnamed; download it again"
+    )]
+    NameMismatch {
+        name: String,
+        promised: Format,
+        found: Format,
+    },
+    #[error("{name}: {source}")]
+    XzIndex {
+        name: String,
+        #[source]
+        source: xz_index::XzIndexError,
+    },
+    #[error("cannot start the {format} decoder: {detail}")]
+    Decoder { format: Format, detail: String },
+}
+
+/// An opened image, not yet decoded.
+pub struct ImageSource {
+    /// The file name, or "stdin".
+    pub name: String,
+    pub format: Format,
+    /// The decoded image's exact length, when known before decoding: a raw file's size
+    /// or an .xz file's index.
+    pub image_len: Option<u64>,
+    /// The file's size as stored (compressed), when it is a file.
+    pub stored_len: Option<u64>,
+    /// Number of concatenated .xz streams (from the index; 1 when unknown).
+    pub xz_streams: u32,
+    /// A raw file, for random access (the pre-flight check reads its backup GPT).
+    pub raw_file: Option<File>,
+    input: Box<dyn Read + Send>,
+}
+
+impl std::fmt::Debug for ImageSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ImageSource")
+            .field("name", &self.name)
+            .field("format", &self.format)
+            .field("image_len", &self.image_len)
+            .finish_non_exhaustive()
+    }
+}
+
+impl ImageSource {
+    /// Opens a file, or stdin for `-`.
+    pub fn open(path: &Path) -> Result<ImageSource, SourceError> {
+        if path == Path::new("-") {
+            return Self::from_reader("stdin", Box::new(io::stdin()));
+        }
+        let name = path.display().to_string();
+        let open_err = |source| SourceError::Open {
+            path: path.to_path_buf(),
+            source,
+        };
+        let file = File::open(path).map_err(open_err)?;
+        let len = file.metadata().map_err(open_err)?.len();
+        if len == 0 {
+            return Err(SourceError::Empty { name });
+        }
+        let mut head = vec![0u8; (len as usize).min(sniff::SNIFF_LEN)];
+        file.read_exact_at(&mut head, 0)
+            .map_err(|source| SourceError::Read {
+                name: name.clone(),
+                source,
+            })?;
+        let format = classify(&name, &head)?;
+        if let Some(promised) = path
+            .file_name()
+            .and_then(|n| n.to_str())
+            .and_then(sniff::format_from_name)
+            .filter(|&p| p != Format::Raw && p != format)
+        {
+            return Err(SourceError::NameMismatch {
+                name,
+                promised,
+                found: format,
+            });
+        }
+        let (image_len, xz_streams) = match format {
+            Format::Raw => (Some(len), 1),
+            Format::Xz => {
+                let info = xz_index::read_index(len, |off, buf| file.read_exact_at(buf, off))
+                    .map_err(|source| SourceError::XzIndex {
+                        name: name.clone(),
+                        source,
+                    })?;
+                (Some(info.uncompressed_len), info.streams)
+            }
+            // gzip's trailer keeps the size modulo 4 GiB and zstd frames need not record
+            // it: the GPT tells the length instead (see the pre-flight check).
+            Format::Gzip | Format::Zstd => (None, 1),
+        };
+        let raw_file = match format {
+            Format::Raw => Some(file.try_clone().map_err(open_err)?),
+            _ => None,
+        };
+        Ok(ImageSource {
+            name,
+            format,
+            image_len,
+            stored_len: Some(len),
+            xz_streams,
+            raw_file,
+            input: Box::new(file),
+        })
+    }
+
+    /// Wraps a stream (stdin, a pipe): the format is sniffed from its first bytes, which
+    /// are kept and replayed.
+    pub fn from_reader(
+        name: &str,
+        mut reader: Box<dyn Read + Send>,
+    ) -> Result<ImageSource, SourceError> {
+        let mut head = Vec::with_capacity(sniff::SNIFF_LEN);
+        (&mut reader)
+            .take(sniff::SNIFF_LEN as u64)
+            .read_to_end(&mut head)
+            .map_err(|source| SourceError::Read {
+                name: name.to_string(),
+                source,
+            })?;
+        if head.is_empty() {
+            return Err(SourceError::Empty {
+                name: name.to_string(),
+            });
+        }
+        let format = classify(name, &head)?;
+        Ok(ImageSource {
+            name: name.to_string(),
+            format,
+            image_len: None,
+            stored_len: None,
+            xz_streams: 1,
+            raw_file: None,
+            input: Box::new(io::Cursor::new(head).chain(reader)),
+        })
+    }
+
+    /// The stored (possibly compressed) bytes, and how to decode them.
+    pub fn into_parts(self) -> (Box<dyn Read + Send>, decode::DecoderSpec) {
+        let spec = decode::DecoderSpec {
+            format: self.format,
+            xz_streams: self.xz_streams,
+        };
+        (self.input, spec)
+    }
+
+    /// The decoded image as one reader (decoding on the calling thread's reads).
+    pub fn into_decoded(self) -> Result<Box<dyn Read + Send>, SourceError> {
+        let (input, spec) = self.into_parts();
+        spec.decoder(input)
+    }
+}
+
+fn classify(name: &str, head: &[u8]) -> Result<Format, SourceError> {
+    match sniff::sniff(head) {
+        Sniffed::Image(format) => Ok(format),
+        Sniffed::Unsupported { what, hint } => Err(SourceError::Unsupported {
+            name: name.to_string(),
+            what,
+            hint,
+        }),
+    }
+}
