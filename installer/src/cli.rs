@@ -5,7 +5,7 @@
 use crate::board::{LAYOUT, OVERLAY_NAME};
 use crate::disk::WriteOutcome;
 use crate::install::{self, InstallError};
-use crate::options::{BoardOptions, OptionsError};
+use crate::options::{self, BoardOptions, OptionsError};
 use crate::protocol::{self, OverlayOptions, PartitionOptions, ProtocolError};
 use std::ffi::OsString;
 use std::io::{Read, Write};
@@ -31,10 +31,13 @@ pub enum CliError {
 }
 
 /// Runs one protocol command. `args` excludes the program name.
+/// Warnings (unknown option names) go to `stderr`; the host shows stderr only when the
+/// installer fails, but a person running the imager by hand sees them.
 pub fn run(
     args: &[OsString],
     stdin: &mut dyn Read,
     stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
 ) -> Result<(), CliError> {
     // Like the Go adapter, only the first argument is looked at.
     let command = args.first().ok_or(CliError::MissingCommand)?;
@@ -42,11 +45,11 @@ pub fn run(
     match command.to_str() {
         Some("get-options") => {
             stdin.read_to_end(&mut input).map_err(CliError::Stdin)?;
-            get_options(&input, stdout)
+            get_options(&input, stdout, stderr)
         }
         Some("install") => {
             stdin.read_to_end(&mut input).map_err(CliError::Stdin)?;
-            run_install(&input, stdout)
+            run_install(&input, stdout, stderr)
         }
         _ => Err(CliError::UnknownCommand(
             command.to_string_lossy().into_owned(),
@@ -54,8 +57,20 @@ pub fn run(
     }
 }
 
-fn get_options(input: &[u8], stdout: &mut dyn Write) -> Result<(), CliError> {
+fn warn_unknown_options(extra: &protocol::ExtraOptions, stderr: &mut dyn Write) {
+    if let Some(warning) = options::unknown_options_warning(extra) {
+        // A warning that cannot be written is not worth failing the install for.
+        let _ = writeln!(stderr, "{warning}");
+    }
+}
+
+fn get_options(
+    input: &[u8],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<(), CliError> {
     let extra = protocol::decode_extra_options(input)?;
+    warn_unknown_options(&extra, stderr);
     let options = BoardOptions::from_map(&extra)?;
     let reply = OverlayOptions {
         name: OVERLAY_NAME.to_owned(),
@@ -71,8 +86,15 @@ fn get_options(input: &[u8], stdout: &mut dyn Write) -> Result<(), CliError> {
     stdout.flush().map_err(CliError::Stdout)
 }
 
-fn run_install(input: &[u8], stdout: &mut dyn Write) -> Result<(), CliError> {
+fn run_install(
+    input: &[u8],
+    stdout: &mut dyn Write,
+    stderr: &mut dyn Write,
+) -> Result<(), CliError> {
     let request = protocol::decode_install_request(input)?;
+    if let Some(extra) = &request.extra_options {
+        warn_unknown_options(extra, stderr);
+    }
     let report = install::install(&request)?;
     // The host ignores stdout on install; it is a log for people running it by hand.
     let what = match report.bootloader {

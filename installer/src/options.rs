@@ -58,8 +58,6 @@ impl DtbName {
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum OptionsError {
-    #[error("unknown overlay option {name:?}; the nanopi-m6 overlay knows {KNOWN_OPTIONS:?}")]
-    Unknown { name: String },
     #[error("overlay option {name:?} must be {expected}, got {got}")]
     WrongType {
         name: &'static str,
@@ -184,9 +182,26 @@ fn as_kernel_args(value: &Value) -> Result<Vec<String>, OptionsError> {
     }
 }
 
+/// The option names in `map` this overlay does not know.
+pub fn unknown_options(map: &BTreeMap<String, Value>) -> Vec<String> {
+    map.keys()
+        .filter(|name| !KNOWN_OPTIONS.contains(&name.as_str()))
+        .cloned()
+        .collect()
+}
+
+/// A one-line warning naming ignored options, or `None` when there are none.
+pub fn unknown_options_warning(map: &BTreeMap<String, Value>) -> Option<String> {
+    let unknown = unknown_options(map);
+    (!unknown.is_empty()).then(|| {
+        format!("nanopi-m6: ignoring unknown overlay options {unknown:?}; this overlay knows {KNOWN_OPTIONS:?}")
+    })
+}
+
 impl BoardOptions {
-    /// Validates the options map. Unknown names are refused so a typo (say `console-baud`)
-    /// cannot silently leave the console at its default.
+    /// Validates the options map. Names the overlay does not know are skipped, as the
+    /// protocol's other installers do (an option meant for another overlay must not break
+    /// the build); [`unknown_options`] lists them so the caller can warn about typos.
     pub fn from_map(map: &BTreeMap<String, Value>) -> Result<BoardOptions, OptionsError> {
         let mut options = BoardOptions::default();
         for (name, value) in map {
@@ -195,7 +210,7 @@ impl BoardOptions {
                 OPTION_DTB => options.dtb = as_dtb(value)?,
                 OPTION_EARLYCON => options.earlycon = as_bool(OPTION_EARLYCON, value)?,
                 OPTION_EXTRA_KERNEL_ARGS => options.extra_kernel_args = as_kernel_args(value)?,
-                _ => return Err(OptionsError::Unknown { name: name.clone() }),
+                _ => {}
             }
         }
         Ok(options)
@@ -300,7 +315,20 @@ mod tests {
         assert_eq!(err, OptionsError::UnsupportedBaud { baud: 12345 });
         let err = BoardOptions::from_map(&map("earlycon: maybe\n")).unwrap_err();
         assert!(err.to_string().contains("earlycon"), "{err}");
-        let err = BoardOptions::from_map(&map("console-baud: 115200\n")).unwrap_err();
-        assert!(err.to_string().contains("console-baud"), "{err}");
+    }
+
+    #[test]
+    fn unknown_names_are_skipped_and_reported_for_a_warning() {
+        let options = map("console-baud: 115200\nspi_boot: true\nearlycon: true\n");
+        let parsed = BoardOptions::from_map(&options).unwrap();
+        assert_eq!(parsed.console_baud, DEFAULT_CONSOLE_BAUD);
+        assert!(parsed.earlycon);
+        assert_eq!(unknown_options(&options), ["console-baud", "spi_boot"]);
+        let warning = unknown_options_warning(&options).unwrap();
+        assert!(
+            warning.contains("console-baud") && warning.contains("console_baud"),
+            "{warning}"
+        );
+        assert_eq!(unknown_options_warning(&map("earlycon: true\n")), None);
     }
 }

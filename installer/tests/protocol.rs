@@ -26,6 +26,11 @@ fn bad_yaml_and_bad_options_exit_1_with_a_message() {
 }
 
 #[test]
+fn unknown_options_are_ignored_with_a_warning_on_stderr() {
+    common::check_unknown_options_are_ignored_with_a_warning(&Installer::native());
+}
+
+#[test]
 fn get_options_is_deterministic() {
     // The host calls get-options up to twice per operation and expects the same answer.
     let installer = Installer::native();

@@ -245,10 +245,6 @@ pub fn check_bad_yaml_and_bad_options_fail(installer: &Installer) {
         "could not decode",
     );
     assert_failed(
-        &installer.run(&["get-options"], "console-baud: \"115200\"\n"),
-        "unknown overlay option \"console-baud\"",
-    );
-    assert_failed(
         &installer.run(&["get-options"], "earlycon: perhaps\n"),
         "earlycon",
     );
@@ -258,7 +254,25 @@ pub fn check_bad_yaml_and_bad_options_fail(installer: &Installer) {
     );
 }
 
+/// Options meant for another overlay (or misspelt) do not fail the build, but are named
+/// on stderr.
+pub fn check_unknown_options_are_ignored_with_a_warning(installer: &Installer) {
+    let out = installer.run(
+        &["get-options"],
+        "spi_boot: \"true\"\nconsole-baud: \"115200\"\n",
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let stderr = text(&out.stderr);
+    assert!(
+        stderr.contains("ignoring unknown overlay options [\"console-baud\", \"spi_boot\"]"),
+        "{stderr}"
+    );
+    let reply: yaml_serde::Value = yaml_serde::from_slice(&out.stdout).unwrap();
+    assert!(kernel_args(&reply).contains(&"console=ttyS2,1500000n8".to_owned()));
+}
+
 pub fn check_protocol(installer: &Installer) {
+    check_unknown_options_are_ignored_with_a_warning(installer);
     check_get_options_empty_map(installer);
     check_get_options_indentations_and_string_booleans(installer);
     check_missing_and_unknown_commands(installer);
