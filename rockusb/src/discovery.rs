@@ -120,7 +120,7 @@ impl Bus {
                 let device = ctx
                     .devices()?
                     .iter()
-                    .filter(|d| is_rockusb(d))
+                    .filter(is_rockusb)
                     .find(|d| usb::port_path(d) == port_path)
                     .ok_or_else(|| DiscoveryError::Gone(port_path.into()))?;
                 let transport =
@@ -157,9 +157,7 @@ pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(
 /// Probes the mode: a loader answers TEST_UNIT_READY; the BootROM's bulk endpoints never do.
 pub fn probe_mode(transport: &mut dyn Transport) -> (BoardMode, Option<String>) {
     transport.set_timeout(Some(PROBE_TIMEOUT));
-    let mut client = Client::new(&mut *transport);
-    let result = client.test_unit_ready();
-    drop(client);
+    let result = Client::new(&mut *transport).test_unit_ready();
     transport.set_timeout(None);
     match result {
         Ok(()) => (BoardMode::Loader, None),

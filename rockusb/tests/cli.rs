@@ -3,7 +3,7 @@
 
 use rockusb::protocol::StorageKind;
 use rockusb::virtual_board::{BoardConfig, Mode, VirtualBoard};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 
 const MIB: u64 = 1 << 20;

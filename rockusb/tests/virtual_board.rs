@@ -186,9 +186,7 @@ fn a_corrupt_area_is_dropped_and_the_bootrom_refuses_until_power_cycled() {
     let mut board = handle.into_board();
     board.power_cycle().unwrap();
     let mut handle = rockusb::virtual_board::VirtualHandle::open(board).unwrap();
-    let mut c = Client::new(&mut handle);
-    c.maskrom_upload(&good).unwrap();
-    drop(c);
+    Client::new(&mut handle).maskrom_upload(&good).unwrap();
     assert_eq!(
         handle.board().received(0x471).unwrap(),
         vec![vec![0x22; 100]]
@@ -200,10 +198,9 @@ fn a_usbplug_without_ddr_init_never_comes_up() {
     let dir = tempfile::tempdir().unwrap();
     let board = small_board(dir.path(), "m6", Personality::Usbplug);
     let mut handle = rockusb::virtual_board::VirtualHandle::open(board).unwrap();
-    let mut c = Client::new(&mut handle);
-    c.maskrom_upload(&MaskromUpload::new(Area::Dram, &[0u8; 4096]))
+    Client::new(&mut handle)
+        .maskrom_upload(&MaskromUpload::new(Area::Dram, &[0u8; 4096]))
         .unwrap();
-    drop(c);
     assert_eq!(handle.board().state().mode, Mode::Maskrom);
     assert!(handle.board().state().wedged);
 }

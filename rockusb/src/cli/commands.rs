@@ -197,10 +197,10 @@ fn boot_plan(
             eprintln!("no {} loader on the search path: using the built-in stand-in loader (virtual board)", soc.name);
             Ok(BootPlan::from_container(&rockusb_loaders::standin::build_container(soc)))
         }
-        Err(e) => Err(e.context(format!(
+        Err(e) => Err(e.context(
             "no loader named and none found; name one: `rockusb boot rk3588_spl_loader_v1.16.113.bin` \
-             (from rkbin), or raw blobs with --ddr FILE --spl FILE"
-        ))),
+             (from rkbin), or raw blobs with --ddr FILE --spl FILE",
+        )),
     }
 }
 

@@ -52,7 +52,7 @@ pub fn check_range(
             first,
             count,
             capacity: capacity_sectors,
-            capacity_mib: capacity_sectors * SECTOR_SIZE as u64 >> 20,
+            capacity_mib: (capacity_sectors * SECTOR_SIZE as u64) >> 20,
             verb,
         }),
     }
