@@ -1,0 +1,123 @@
+//! Debian's `rkdeveloptool` (1.32) against a virtual board through the libusb shim: an
+//! independent client checking the board behaves like a real one. Each command is its own
+//! process, so the board's state (MaskROM or loader, storage) carries over through its
+//! files, as a real board's does between runs.
+
+mod shim_support;
+
+use rockusb::protocol::StorageKind;
+use rockusb::virtual_board::Mode;
+use shim_support::*;
+
+const SECTOR: usize = 512;
+
+fn have_rkdeveloptool(test: &str) -> bool {
+    rockusb_testkit::tool(test, "rkdeveloptool", "rkdeveloptool")
+}
+
+#[test]
+fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
+    let test = "rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb";
+    if !have_rkdeveloptool(test) {
+        return;
+    }
+    let Some(loader) = testdata_file(test, RK3588_LOADER) else {
+        return;
+    };
+    let boards = Boards::new(&["m6"], 64);
+    let rkdt = |args: &[&str]| ok(&mut boards.rkdeveloptool(args), &boards);
+
+    // ld: location = bus << 8 | port; bcdUSB 0x0200 reads as "Maskrom" (spec §1).
+    let out = rkdt(&["ld"]);
+    assert_served_by_shim(&boards, "rkdeveloptool");
+    assert!(
+        out.contains("DevNo=1\tVid=0x2207,Pid=0x350b,LocationID=101\tMaskrom"),
+        "{out}"
+    );
+
+    // db: every 471 and 472 entry arrives intact; the usbplug runs.
+    let out = rkdt(&["db", loader.to_str().unwrap()]);
+    assert!(out.contains("Downloading bootloader succeeded."), "{out}");
+    let board = boards.board("m6");
+    assert_eq!(board.state().mode, Mode::Loader, "{:?}", board.state());
+    let (areas_471, areas_472) = loader_areas(&loader);
+    assert_eq!(board.received(0x471).unwrap(), areas_471);
+    assert_eq!(board.received(0x472).unwrap(), areas_472);
+
+    // The loader's replies, as rkdeveloptool prints them.
+    let out = rkdt(&["rid"]);
+    assert!(out.contains("Flash ID: 45 4D 4D 43 20"), "{out}"); // "EMMC "
+    let out = rkdt(&["rfi"]);
+    assert!(out.contains("Flash Size: 64 MB"), "{out}");
+    assert!(out.contains("Flash CS: Flash<0>"), "{out}");
+    let out = rkdt(&["rci"]);
+    assert!(out.contains("38 38 35 33"), "{out}"); // "8853": RK3588
+    let out = rkdt(&["rcb"]);
+    assert!(out.contains("Capability:3F 07 00 00 00 00 00 00"), "{out}");
+
+    // wl, then rockusb reads it back: 3000 sectors, several of rkdeveloptool's
+    // 128-sector commands and a short last one.
+    let written = pattern(3000 * SECTOR, 7);
+    let input = boards.file("rkdt-in.bin");
+    std::fs::write(&input, &written).unwrap();
+    let out = rkdt(&["wl", "0", input.to_str().unwrap()]);
+    assert!(out.contains("Write LBA from file (100%)"), "{out}");
+    let via_rockusb = boards.file("rockusb-out.bin");
+    ok(
+        &mut boards.rockusb(&["read", "0", "3000", "-o", via_rockusb.to_str().unwrap()]),
+        &boards,
+    );
+    assert!(
+        std::fs::read(&via_rockusb).unwrap() == written,
+        "rockusb does not read back what rkdeveloptool wrote"
+    );
+
+    // And the other way round: rockusb writes, rkdeveloptool's rl reads.
+    let other = pattern(2500 * SECTOR, 8);
+    let input = boards.file("rockusb-in.bin");
+    std::fs::write(&input, &other).unwrap();
+    ok(
+        &mut boards.rockusb(&["write", "8192", input.to_str().unwrap()]),
+        &boards,
+    );
+    let via_rkdt = boards.file("rkdt-out.bin");
+    rkdt(&["rl", "8192", "2500", via_rkdt.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&via_rkdt).unwrap() == other,
+        "rkdeveloptool does not read back what rockusb wrote"
+    );
+
+    // ef: rkdeveloptool sees "EMMC" and erases the whole 64 MiB with ERASE_LBA.
+    let out = rkdt(&["ef"]);
+    assert!(out.contains("Erasing flash complete."), "{out}");
+    let mut board = boards.board("m6");
+    for (lba, len) in [(0, written.len()), (8192, other.len())] {
+        let bytes = board
+            .read_storage(StorageKind::Emmc, lba * SECTOR as u64, len)
+            .unwrap();
+        assert!(bytes.iter().all(|&b| b == 0), "sector {lba}.. not erased");
+    }
+
+    // rd: the reset happens after the status block; with no ID block on the eMMC the
+    // BootROM takes over again (spec §6.7).
+    let out = rkdt(&["rd"]);
+    assert!(out.contains("Reset Device OK."), "{out}");
+    assert_eq!(boards.board("m6").state().mode, Mode::Maskrom);
+    let out = rkdt(&["ld"]);
+    assert!(out.contains("LocationID=101\tMaskrom"), "{out}");
+}
+
+#[test]
+fn rkdeveloptool_commands_fail_before_db_as_on_a_real_board() {
+    // Spec §10 item 1: the BootROM answers no bulk command, so `rid` needs `db` first.
+    let test = "rkdeveloptool_commands_fail_before_db_as_on_a_real_board";
+    if !have_rkdeveloptool(test) {
+        return;
+    }
+    let boards = Boards::new(&["m6"], 64);
+    let out = run(&mut boards.rkdeveloptool(&["rid"]), false, &boards);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("Reading flash ID failed!"), "{stdout}");
+    assert_served_by_shim(&boards, "rkdeveloptool");
+    assert_eq!(boards.board("m6").state().mode, Mode::Maskrom);
+}
