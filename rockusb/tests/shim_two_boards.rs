@@ -34,7 +34,10 @@ fn rockusb_lists_two_boards_and_addresses_each_by_port_path() {
     assert_eq!(boards.board("b").state().mode, Mode::Maskrom);
 
     // Boot only the second board.
-    ok(&mut boards.rockusb(&["--device", "1-2", "boot", loader]), &boards);
+    ok(
+        &mut boards.rockusb(&["--device", "1-2", "boot", loader]),
+        &boards,
+    );
     assert_eq!(boards.board("a").state().mode, Mode::Maskrom);
     assert_eq!(boards.board("b").state().mode, Mode::Loader);
     let modes: Vec<(String, String)> = list_boards(&boards)
@@ -50,7 +53,10 @@ fn rockusb_lists_two_boards_and_addresses_each_by_port_path() {
     );
 
     // Then the first; each gets its own data at the same sector.
-    ok(&mut boards.rockusb(&["--device", "1-1", "boot", loader]), &boards);
+    ok(
+        &mut boards.rockusb(&["--device", "1-1", "boot", loader]),
+        &boards,
+    );
     for (port, seed) in [("1-1", 1), ("1-2", 2)] {
         let data = pattern(300 * SECTOR, seed);
         let input = boards.file(&format!("in-{port}.bin"));
@@ -75,7 +81,10 @@ fn rockusb_lists_two_boards_and_addresses_each_by_port_path() {
             ]),
             &boards,
         );
-        assert!(std::fs::read(&output).unwrap() == want, "{port} read back wrong data");
+        assert!(
+            std::fs::read(&output).unwrap() == want,
+            "{port} read back wrong data"
+        );
         let stored = boards
             .board(name)
             .read_storage(StorageKind::Emmc, 64 * SECTOR as u64, want.len())
@@ -93,8 +102,14 @@ fn rkdeveloptool_lists_two_boards_but_refuses_to_act() {
     let boards = Boards::new(&["a", "b"], 64);
     let out = ok(&mut boards.rkdeveloptool(&["ld"]), &boards);
     assert_served_by_shim(&boards, "rkdeveloptool");
-    assert!(out.contains("DevNo=1\tVid=0x2207,Pid=0x350b,LocationID=101\tMaskrom"), "{out}");
-    assert!(out.contains("DevNo=2\tVid=0x2207,Pid=0x350b,LocationID=102\tMaskrom"), "{out}");
+    assert!(
+        out.contains("DevNo=1\tVid=0x2207,Pid=0x350b,LocationID=101\tMaskrom"),
+        "{out}"
+    );
+    assert!(
+        out.contains("DevNo=2\tVid=0x2207,Pid=0x350b,LocationID=102\tMaskrom"),
+        "{out}"
+    );
 
     let out = run(&mut boards.rkdeveloptool(&["rid"]), false, &boards);
     let stdout = String::from_utf8_lossy(&out.stdout);
