@@ -456,7 +456,11 @@ impl CopyReader<'_> {
             )));
             return Ok(None);
         }
-        let array_offset = header.entries_lba.checked_mul(ss);
+        // Past the known end there is nothing to read: say so without allocating.
+        let array_offset = header
+            .entries_lba
+            .checked_mul(ss)
+            .filter(|off| self.len.is_none_or(|l| off.saturating_add(len) <= l));
         let mut array = vec![0u8; usize::try_from(len).unwrap_or(0)];
         let got = match array_offset {
             Some(off) => read_opt(src, off, &mut array, || {
