@@ -206,17 +206,16 @@ impl Fdt {
             actual: blob.len(),
         })?;
         let block = |name: &'static str, offset: u32, len: u32| {
-            let end = u64::from(offset) + u64::from(len);
-            if end > u64::from(total_size) {
-                Err(FdtError::BlockOutOfBounds {
+            let start = offset as usize;
+            start
+                .checked_add(len as usize)
+                .and_then(|end| tree.get(start..end))
+                .ok_or(FdtError::BlockOutOfBounds {
                     block: name,
                     offset,
                     len,
                     total: total_size,
                 })
-            } else {
-                Ok(&tree[offset as usize..end as usize])
-            }
         };
         let structure = Reader {
             bytes: block("structure", off_struct, size_struct)?,
