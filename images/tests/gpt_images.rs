@@ -384,3 +384,46 @@ fn a_shared_fixture_with_one_flipped_bit_is_caught_by_each_crc() {
         assert!(report.primary.is_some() && report.backup.is_none());
     }
 }
+
+#[test]
+fn a_board_storage_read_over_a_closure_reports_the_image_table_and_where_its_backup_is() {
+    let test =
+        "a_board_storage_read_over_a_closure_reports_the_image_table_and_where_its_backup_is";
+    if !rockusb_testkit::tool(test, "sgdisk", "gdisk") {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let image = std::fs::read(talos_image(dir.path())).unwrap();
+    // A 64 MiB "eMMC" right after flashing the 40 MiB image: the table is the image's,
+    // so its backup sits at the image's end, not at the storage's end (Talos moves it on
+    // first boot).
+    let mut storage = vec![0u8; 64 * 1024 * 1024];
+    storage[..image.len()].copy_from_slice(&image);
+    let mut reads = 0;
+    let usb = rockusb_images::read_at::ReadAtFn(|offset: u64, buf: &mut [u8]| {
+        reads += 1;
+        rockusb_images::read_at::ReadAt::read_exact_at(&mut storage.as_slice(), offset, buf)
+    });
+    let options = GptReadOptions {
+        len: Some(64 * 1024 * 1024),
+        len_what: "storage",
+        ..GptReadOptions::default()
+    };
+    let report = GptReport::read(usb, options).unwrap();
+    assert_eq!(
+        report.problems,
+        [GptProblem::BackupNotAtEnd {
+            alternate_lba: TALOS_TEST_IMAGE_LEN / 512 - 1,
+            last_lba: 64 * 2048 - 1,
+            len_what: "storage",
+        }]
+    );
+    assert!(
+        report.problems[0]
+            .to_string()
+            .contains("last LBA of the storage is 131071")
+    );
+    assert!(report.backup.is_some());
+    assert_eq!(report.partitions().len(), 4);
+    assert!(reads <= 8, "{reads} reads");
+}
