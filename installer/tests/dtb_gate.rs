@@ -251,3 +251,25 @@ fn the_overlay_tool_checks_dtbs_from_the_command_line() {
     assert_eq!(bad.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&bad.stderr).contains("another board"));
 }
+
+#[test]
+fn damaged_real_dtbs_give_errors_not_panics() {
+    let Some(dir) = rockusb_testkit::testdata("damaged_real_dtbs") else {
+        return;
+    };
+    let dtb = read(&dir, M6_DTBS[0]);
+    // Spread over the header, the structure block and the strings block.
+    for at in (0..dtb.len()).step_by(2003) {
+        for value in [0x00, 0x03, 0xff] {
+            let mut damaged = dtb.clone();
+            damaged[at] = value;
+            let _ = dtb_gate::check(&damaged);
+        }
+    }
+    for len in (0..dtb.len()).step_by(4099) {
+        assert!(
+            dtb_gate::check(&dtb[..len]).is_err(),
+            "a {len}-byte prefix passed"
+        );
+    }
+}
