@@ -331,6 +331,125 @@ pub fn spec_from_parts(
     }
 }
 
+/// Why a container cannot be described as a boot_merger input.
+#[derive(Debug, Error, Clone, PartialEq, Eq)]
+pub enum RebuildError {
+    #[error("{0}; boot_merger cannot produce this layout, so it cannot be rebuilt")]
+    Layout(String),
+    #[error(
+        "the {0} entries have different delays; boot_merger gives all entries of an area one delay"
+    )]
+    MixedDelays(EntryKind),
+    #[error(
+        "the loader is signed; a rebuilt copy would carry a stale signature, so rebuild from \
+         the unsigned components and sign again"
+    )]
+    Signed,
+    #[error("the loader's {name} is not a valid RKNS header: {source}")]
+    BadHead {
+        name: &'static str,
+        source: crate::rkns::RknsError,
+    },
+}
+
+/// Describes an existing container as boot_merger input (decoded payloads, delays,
+/// flags, FlashHead load addresses, boot parameters), so it can be rebuilt with a
+/// component swapped or a new release time. Merging the result unchanged gives the
+/// original bytes for files boot_merger made.
+pub fn spec_from_container(c: &LoaderContainer) -> Result<MergeSpec, RebuildError> {
+    let tag = c.tag();
+    let new_idb = tag == ContainerTag::Ldr;
+    let h = c.header();
+    if h.is_signed() {
+        return Err(RebuildError::Signed);
+    }
+    let delay = |kind: EntryKind, skip: &str| -> Result<u32, RebuildError> {
+        let mut delays = c
+            .entries(kind)
+            .filter(|e| e.name != skip)
+            .map(|e| e.delay_ms);
+        let first = delays.next().unwrap_or(0);
+        if delays.all(|d| d == first) {
+            Ok(first)
+        } else {
+            Err(RebuildError::MixedDelays(kind))
+        }
+    };
+    let mut align = 2048;
+    let mut boot_params = BootParams::default();
+    let mut flash_images = Vec::new();
+    if new_idb {
+        let usb_head = c.entries(EntryKind::Area471).next();
+        let Some(usb_head) = usb_head.filter(|e| e.name == "UsbHead") else {
+            return Err(RebuildError::Layout(
+                "the first 471 entry is not UsbHead".into(),
+            ));
+        };
+        if c.entries(EntryKind::Loader).next().map(|e| e.name.as_str()) != Some("FlashHead") {
+            return Err(RebuildError::Layout(
+                "the first loader entry is not FlashHead".into(),
+            ));
+        }
+        align = usb_head.data.len();
+        for (n, word) in boot_params.boot0.iter_mut().enumerate() {
+            *word = crate::bytes::u32_at(&usb_head.data, 48 + 4 * n).unwrap_or(0);
+        }
+        for (n, word) in boot_params.boot1.iter_mut().enumerate() {
+            *word = crate::bytes::u32_at(&usb_head.data, 88 + 4 * n).unwrap_or(0);
+        }
+        let flash_head = c
+            .loader_entry("FlashHead")
+            .map(|e| e.decoded(tag))
+            .unwrap_or_default();
+        flash_images = crate::rkns::RknsHeader::parse(&flash_head)
+            .map_err(|source| RebuildError::BadHead {
+                name: "FlashHead",
+                source,
+            })?
+            .images;
+    }
+    let stages = |kind: EntryKind| -> Vec<StagePart> {
+        c.entries(kind)
+            .filter(|e| e.name != "UsbHead")
+            .map(|e| StagePart {
+                name: e.name.clone(),
+                data: e.decoded(tag),
+            })
+            .collect()
+    };
+    let loaders = c
+        .entries(EntryKind::Loader)
+        .filter(|e| !(new_idb && e.name == "FlashHead"))
+        .enumerate()
+        .map(|(n, e)| {
+            let image = flash_images.get(n);
+            LoaderPart {
+                name: e.name.clone(),
+                data: e.decoded(tag),
+                load_address: image.map(|i| i.address).filter(|&a| a != u32::MAX),
+                flag: image.map_or(0, |i| i.flag),
+            }
+        })
+        .collect();
+    Ok(MergeSpec {
+        chip: h.chip,
+        version_major: h.version_major(),
+        version_minor: h.version_minor(),
+        release_time: h.release_time,
+        new_idb,
+        rc4_off: h.rc4_disabled(),
+        rc4_off_471: new_idb,
+        align,
+        code471: stages(EntryKind::Area471),
+        code471_delay_ms: delay(EntryKind::Area471, "")?,
+        code472: stages(EntryKind::Area472),
+        code472_delay_ms: delay(EntryKind::Area472, "")?,
+        loaders,
+        boot_params,
+        merger_version: h.merger_version,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
