@@ -69,7 +69,7 @@ pub struct ImageSource {
     /// Number of concatenated .xz streams (from the index; 1 when unknown).
     pub xz_streams: u32,
     /// A raw file, for random access (the pre-flight check reads its backup GPT).
-    pub raw_file: Option<File>,
+    pub raw_file: Option<FileAt>,
     input: Box<dyn Read + Send>,
 }
 
@@ -132,8 +132,10 @@ impl ImageSource {
             // it: the GPT tells the length instead (see the pre-flight check).
             Format::Gzip | Format::Zstd => (None, 1),
         };
+        // Its own handle: the stream's reads must not share a file position with the
+        // random reads of the pre-flight check.
         let raw_file = match format {
-            Format::Raw => Some(file.try_clone().map_err(open_err)?),
+            Format::Raw => Some(FileAt(File::open(path).map_err(open_err)?)),
             _ => None,
         };
         Ok(ImageSource {
@@ -202,5 +204,15 @@ fn classify(name: &str, head: &[u8]) -> Result<Format, SourceError> {
             what,
             hint,
         }),
+    }
+}
+
+/// Random access to a file by `pread`, which leaves every handle's position alone.
+#[derive(Debug)]
+pub struct FileAt(pub File);
+
+impl rockusb_images::read_at::ReadAt for &FileAt {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
     }
 }

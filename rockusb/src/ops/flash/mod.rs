@@ -18,6 +18,7 @@
 //! 4. Every run written is read back and compared by digest (unless `--no-verify`).
 
 pub mod backup;
+pub mod inspect;
 pub mod pipeline;
 pub mod target;
 pub mod verify;
@@ -39,7 +40,7 @@ use rockusb_images::bmap::Bmap;
 use rockusb_images::gpt::{GptReadOptions, GptReport};
 use rockusb_images::plan::{PlanConfig, Planner};
 use rockusb_images::preflight::{self, Finding, PreflightInput};
-use rockusb_images::read_at::{ReadAt, SeekReader};
+use rockusb_images::read_at::ReadAt;
 use rockusb_images::units::human_bytes;
 use rockusb_images::{BoardLayout, ByteRange, regions};
 use serde::Serialize;
@@ -236,7 +237,7 @@ impl WriteState {
 pub fn flash<T: Transport>(
     client: &mut Client<T>,
     target: &Target,
-    source: ImageSource,
+    mut source: ImageSource,
     options: FlashOptions<'_>,
     observer: &mut dyn Observer,
 ) -> Result<FlashReport, FlashError> {
@@ -244,7 +245,7 @@ pub fn flash<T: Transport>(
     let name = source.name.clone();
     let format = source.format;
     let known_len = source.image_len;
-    let raw_file = source.raw_file.as_ref().and_then(|f| f.try_clone().ok());
+    let raw_file = source.raw_file.take();
     if let (FlashMode::Bmap(bmap), Some(len)) = (&options.mode, known_len) {
         if bmap.image_size != len {
             return Err(FlashError::BmapSize {
@@ -294,7 +295,7 @@ pub fn flash<T: Transport>(
     };
     let pieces = || Pieces(first.iter().map(|c| (c.offset, c.data())).collect());
     let checked = match &raw_file {
-        Some(file) => preflight::preflight(SeekReader(file), input),
+        Some(file) => preflight::preflight(file, input),
         None => preflight::preflight(pieces(), input),
     }
     .map_err(|e| FlashError::Read(e.to_string()))?;

@@ -1,0 +1,125 @@
+//! Reading a partition table, from an image file or from a board's storage.
+
+use super::Pieces;
+use super::pipeline::CHUNK_LEN;
+use super::target::Target;
+use super::verify::READ_WALL_SECTORS;
+use super::writer::SectorIo;
+use crate::protocol::SECTOR_SIZE;
+use crate::source::{ImageSource, SourceError};
+use crate::transport::Transport;
+use rockusb_images::gpt::{GptReadError, GptReadOptions, GptReport};
+use rockusb_images::read_at::ReadAtFn;
+use std::io::{self, Read};
+
+/// How much of an image's start is kept for its primary GPT: the header at LBA 1 and an
+/// entry array wherever it may be (LBA 2, or LBA 20482 on Talos RK3588 images).
+const KEEP_HEAD: usize = 16 << 20;
+/// How much of its end is kept for the backup GPT (33 sectors, with room to spare).
+const KEEP_TAIL: usize = 2 << 20;
+
+#[derive(Debug, thiserror::Error)]
+pub enum InspectError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error("{name}: the data is corrupt or truncated at image byte {offset}: {source}")]
+    Decode {
+        name: String,
+        offset: u64,
+        #[source]
+        source: io::Error,
+    },
+    #[error(transparent)]
+    Gpt(#[from] GptReadError),
+}
+
+/// The partition table of an image file (decoding it whole when it is compressed, to
+/// reach the backup table at its end).
+pub fn image_gpt(source: ImageSource) -> Result<GptReport, InspectError> {
+    if let Some(file) = &source.raw_file {
+        let options = GptReadOptions {
+            len: source.image_len,
+            ..GptReadOptions::default()
+        };
+        return Ok(GptReport::read(file, options)?);
+    }
+    let name = source.name.clone();
+    let mut reader = source.into_decoded()?;
+    let mut head = Vec::new();
+    let mut tail: Vec<u8> = Vec::new();
+    let mut tail_offset = 0u64;
+    let mut buf = vec![0u8; CHUNK_LEN];
+    let mut offset = 0u64;
+    loop {
+        let n = match reader.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(source) => {
+                return Err(InspectError::Decode {
+                    name,
+                    offset,
+                    source,
+                });
+            }
+        };
+        let data = &buf[..n];
+        if head.len() < KEEP_HEAD {
+            let take = n.min(KEEP_HEAD - head.len());
+            head.extend_from_slice(&data[..take]);
+        }
+        tail.extend_from_slice(data);
+        if tail.len() > 2 * KEEP_TAIL {
+            let drop = tail.len() - KEEP_TAIL;
+            tail.drain(..drop);
+            tail_offset += drop as u64;
+        }
+        offset += n as u64;
+    }
+    let pieces = Pieces(vec![(0, head.as_slice()), (tail_offset, tail.as_slice())]);
+    let options = GptReadOptions {
+        len: Some(offset),
+        ..GptReadOptions::default()
+    };
+    Ok(GptReport::read(pieces, options)?)
+}
+
+/// The partition table of the board's storage, and whether the loader's 32 MiB read wall
+/// hid the backup table (reads past it return 0xCC).
+pub fn storage_gpt<T: Transport>(
+    io: &mut SectorIo<'_, T>,
+    target: &Target,
+) -> Result<(GptReport, bool), GptReadError> {
+    let mut wall = false;
+    let report = {
+        let reader = ReadAtFn(|offset: u64, buf: &mut [u8]| -> io::Result<()> {
+            let ss = SECTOR_SIZE as u64;
+            let first = offset / ss;
+            let end = (offset + buf.len() as u64).div_ceil(ss);
+            if target.capacity.is_some_and(|c| end * ss > c) {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    "beyond the end of the storage",
+                ));
+            }
+            let mut sectors = vec![0u8; ((end - first) * ss) as usize];
+            io.read(first * ss, &mut sectors)
+                .map_err(io::Error::other)?;
+            if end > READ_WALL_SECTORS && sectors.iter().all(|&b| b == 0xCC) {
+                wall = true;
+            }
+            let from = (offset - first * ss) as usize;
+            buf.copy_from_slice(&sectors[from..from + buf.len()]);
+            Ok(())
+        });
+        GptReport::read(
+            reader,
+            GptReadOptions {
+                len: target.capacity,
+                len_what: "storage",
+                ..GptReadOptions::default()
+            },
+        )?
+    };
+    Ok((report, wall))
+}
