@@ -11,9 +11,14 @@ fuzz_target!(|data: &[u8]| {
     };
     let _ = rockusb_loaders::report::info(&container);
     let _ = rockusb_loaders::upgrade::build_id_block(&container);
-    let written = container.to_bytes().expect("a parsed container fits the format");
+    let written = container
+        .to_bytes()
+        .expect("a parsed container fits the format");
     if container.has_canonical_layout() {
-        assert_eq!(written, data, "canonical container did not write back identically");
+        assert_eq!(
+            written, data,
+            "canonical container did not write back identically"
+        );
     }
     let again = LoaderContainer::parse(&written).expect("written container parses");
     assert_eq!(again.all_entries().len(), container.all_entries().len());
