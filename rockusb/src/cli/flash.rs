@@ -119,7 +119,8 @@ fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
 pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output) -> Result<()> {
     // Everything about the input is checked before the board is touched.
     let storage = storage_kind(&args.storage)?;
-    let source = ImageSource::open(&args.image).context("nothing was written")?;
+    let source =
+        ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
     let mode = match &args.bmap {
         Some(path) => {
             let text = std::fs::read(path)

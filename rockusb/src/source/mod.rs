@@ -18,18 +18,10 @@ use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
-    #[error("cannot open {}: {source}", path.display())]
-    Open {
-        path: PathBuf,
-        #[source]
-        source: io::Error,
-    },
-    #[error("cannot read {name}: {source}")]
-    Read {
-        name: String,
-        #[source]
-        source: io::Error,
-    },
+    #[error("cannot open {}: {error}", path.display())]
+    Open { path: PathBuf, error: io::Error },
+    #[error("cannot read {name}: {error}")]
+    Read { name: String, error: io::Error },
     #[error("{name} is empty: there is no image to write")]
     Empty { name: String },
     #[error("{name} is {what}, which cannot be flashed: {hint}")]
@@ -46,11 +38,10 @@ pub enum SourceError {
         promised: Format,
         found: Format,
     },
-    #[error("{name}: {source}")]
+    #[error("{name}: {error}")]
     XzIndex {
         name: String,
-        #[source]
-        source: xz_index::XzIndexError,
+        error: xz_index::XzIndexError,
     },
     #[error("cannot start the {format} decoder: {detail}")]
     Decoder { format: Format, detail: String },
@@ -90,9 +81,9 @@ impl ImageSource {
             return Self::from_reader("stdin", Box::new(io::stdin()));
         }
         let name = path.display().to_string();
-        let open_err = |source| SourceError::Open {
+        let open_err = |error| SourceError::Open {
             path: path.to_path_buf(),
-            source,
+            error,
         };
         let file = File::open(path).map_err(open_err)?;
         let len = file.metadata().map_err(open_err)?.len();
@@ -101,9 +92,9 @@ impl ImageSource {
         }
         let mut head = vec![0u8; (len as usize).min(sniff::SNIFF_LEN)];
         file.read_exact_at(&mut head, 0)
-            .map_err(|source| SourceError::Read {
+            .map_err(|error| SourceError::Read {
                 name: name.clone(),
-                source,
+                error,
             })?;
         let format = classify(&name, &head)?;
         if let Some(promised) = path
@@ -122,9 +113,9 @@ impl ImageSource {
             Format::Raw => (Some(len), 1),
             Format::Xz => {
                 let info = xz_index::read_index(len, |off, buf| file.read_exact_at(buf, off))
-                    .map_err(|source| SourceError::XzIndex {
+                    .map_err(|error| SourceError::XzIndex {
                         name: name.clone(),
-                        source,
+                        error,
                     })?;
                 (Some(info.uncompressed_len), info.streams)
             }
@@ -159,9 +150,9 @@ impl ImageSource {
         (&mut reader)
             .take(sniff::SNIFF_LEN as u64)
             .read_to_end(&mut head)
-            .map_err(|source| SourceError::Read {
+            .map_err(|error| SourceError::Read {
                 name: name.to_string(),
-                source,
+                error,
             })?;
         if head.is_empty() {
             return Err(SourceError::Empty {

@@ -38,7 +38,13 @@ pub enum XzIndexError {
     #[error("the xz {what} is damaged ({detail}); the file is corrupt: download it again")]
     Corrupt { what: &'static str, detail: String },
     #[error("could not read the xz index: {0}")]
-    Io(#[from] io::Error),
+    Io(io::Error),
+}
+
+impl From<io::Error> for XzIndexError {
+    fn from(e: io::Error) -> Self {
+        XzIndexError::Io(e)
+    }
 }
 
 fn corrupt(what: &'static str, detail: impl Into<String>) -> XzIndexError {

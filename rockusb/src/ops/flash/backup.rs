@@ -41,7 +41,7 @@ pub enum BackupError {
     )]
     UnknownSize,
     #[error("reading the storage failed {0}")]
-    Read(#[from] IoFailure),
+    Read(IoFailure),
     #[error(
         "this loader answers reads that end past 32 MiB (sector 65536) with 0xCC bytes instead of the storage's contents, a known limitation of some Rockchip vendor loaders: a backup made with it would be wrong. Boot a loader that reads the whole eMMC (e.g. the FriendlyELEC RK3588 usbplug), or back up only the first 32 MiB with --sectors 65536"
     )]
@@ -153,6 +153,12 @@ pub fn backup<T: Transport, W: Write + Send + 'static>(
         format,
         seconds,
     })
+}
+
+impl From<IoFailure> for BackupError {
+    fn from(e: IoFailure) -> Self {
+        BackupError::Read(e)
+    }
 }
 
 struct Counting<W> {

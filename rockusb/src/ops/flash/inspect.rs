@@ -22,12 +22,11 @@ const KEEP_TAIL: usize = 2 << 20;
 pub enum InspectError {
     #[error(transparent)]
     Source(#[from] SourceError),
-    #[error("{name}: the data is corrupt or truncated at image byte {offset}: {source}")]
+    #[error("{name}: the data is corrupt or truncated at image byte {offset}: {error}")]
     Decode {
         name: String,
         offset: u64,
-        #[source]
-        source: io::Error,
+        error: io::Error,
     },
     #[error(transparent)]
     Gpt(#[from] GptReadError),
@@ -55,11 +54,11 @@ pub fn image_gpt(source: ImageSource) -> Result<GptReport, InspectError> {
             Ok(0) => break,
             Ok(n) => n,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(source) => {
+            Err(error) => {
                 return Err(InspectError::Decode {
                     name,
                     offset,
-                    source,
+                    error,
                 });
             }
         };

@@ -102,7 +102,7 @@ pub enum FlashError {
     Preflight(Vec<Finding>),
     #[error("the image is damaged: {0}")]
     Stream(String),
-    #[error("{0}")]
+    #[error(transparent)]
     Target(#[from] TargetError),
     #[error(
         "the bmap describes an image of {bmap} bytes, but {image} is {actual} bytes: this bmap belongs to another image"
@@ -128,7 +128,7 @@ pub enum FlashError {
     #[error("the image's backup GPT (at its end) is damaged:\n{}", list(.0))]
     BackupGpt(Vec<String>),
     #[error("writing failed {0}")]
-    Write(#[from] IoFailure),
+    Write(IoFailure),
     #[error("cannot read the image's first sectors: {0}")]
     Read(String),
     #[error(transparent)]
@@ -143,6 +143,12 @@ pub enum FlashError {
         image_offset: u64,
         state: &'static str,
     },
+}
+
+impl From<IoFailure> for FlashError {
+    fn from(e: IoFailure) -> Self {
+        FlashError::Write(e)
+    }
 }
 
 fn list<T: std::fmt::Display>(items: &[T]) -> String {
@@ -343,6 +349,7 @@ pub fn flash<T: Transport>(
     let run_max = io.command_bytes();
     let (to_writer, recycler, more) = pipeline::start_plan_hash(
         first,
+        ended,
         decoded,
         chunk_pool,
         PlanHashConfig {

@@ -279,6 +279,7 @@ pub struct PlanHashConfig {
 /// check) and then the rest of `decoded`.
 pub fn start_plan_hash(
     first: Vec<Chunk>,
+    ended: Option<u64>,
     decoded: Receiver<Decoded>,
     chunk_pool: SyncSender<Vec<u8>>,
     config: PlanHashConfig,
@@ -290,7 +291,7 @@ pub fn start_plan_hash(
     }
     let (out_tx, out_rx) = sync_channel::<ToWriter>(config.run_pool + 4);
     let planner = config.planner;
-    let plan = std::thread::spawn(move || plan_stage(first, decoded, planner, planned_tx));
+    let plan = std::thread::spawn(move || plan_stage(first, ended, decoded, planner, planned_tx));
     let hasher = HashStage {
         bmap: config.bmap,
         held_len: config.held_len,
@@ -311,8 +312,10 @@ pub fn start_plan_hash(
     (out_rx, RunRecycler(run_tx), vec![plan, hash])
 }
 
+/// `ended` is the image length when the caller already received the end of the stream.
 fn plan_stage(
     first: Vec<Chunk>,
+    ended: Option<u64>,
     decoded: Receiver<Decoded>,
     mut planner: Planner,
     out: SyncSender<Planned>,
@@ -330,6 +333,13 @@ fn plan_stage(
         if out.send(msg).is_err() || failed {
             return;
         }
+    }
+    if let Some(len) = ended {
+        let _ = out.send(Planned::End {
+            len,
+            stats: planner.stats(),
+        });
+        return;
     }
     while let Ok(msg) = decoded.recv() {
         let msg = match msg {

@@ -47,7 +47,7 @@ pub struct Target {
 #[derive(Debug, thiserror::Error)]
 pub enum TargetError {
     #[error("cannot ask the loader about its storage: {0}")]
-    Command(#[from] CommandError),
+    Command(CommandError),
     #[error(
         "the loader did not switch to {wanted} (it still uses {current}): the board has no {wanted}, or it is not detected (is the SD card or eMMC module seated?). Nothing was written"
     )]
@@ -63,6 +63,12 @@ pub enum TargetError {
         "asked to flash the eMMC, but the loader reports its storage as {flash_id:?}, not \"EMMC\": refusing to write to the wrong device. Nothing was written; check the board, or choose the storage with --storage"
     )]
     NotEmmc { flash_id: String },
+}
+
+impl From<CommandError> for TargetError {
+    fn from(e: CommandError) -> Self {
+        TargetError::Command(e)
+    }
 }
 
 /// Selects `wanted` on the loader and reads what it reports about it.

@@ -46,7 +46,13 @@ pub enum VerifyError {
     )]
     Mismatch { range: ByteRange },
     #[error("reading back failed {0}")]
-    Read(#[from] IoFailure),
+    Read(IoFailure),
+}
+
+impl From<IoFailure> for VerifyError {
+    fn from(e: IoFailure) -> Self {
+        VerifyError::Read(e)
+    }
 }
 
 /// Reads back every record (sorted by offset) and compares digests.

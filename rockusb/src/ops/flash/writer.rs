@@ -17,12 +17,11 @@ pub const MIN_COMMAND_SECTORS: u32 = 128;
 
 /// A command the loader refused, after every fallback.
 #[derive(Debug, thiserror::Error)]
-#[error("at sector {lba} ({sectors} sectors): {source}")]
+#[error("at sector {lba} ({sectors} sectors): {error}")]
 pub struct IoFailure {
     pub lba: u64,
     pub sectors: u32,
-    #[source]
-    pub source: CommandError,
+    pub error: CommandError,
 }
 
 /// Sector-addressed I/O with the current command size.
@@ -93,10 +92,10 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             let n = (len - done).min(self.command_bytes());
             let lba = (offset + done as u64) / SECTOR_SIZE as u64;
             let sectors = (n / SECTOR_SIZE) as u32;
-            let failure = |source| IoFailure {
+            let failure = |error| IoFailure {
                 lba,
                 sectors,
-                source,
+                error,
             };
             let lba32 = u32::try_from(lba).map_err(|_| {
                 failure(CommandError::Failed {
