@@ -6,7 +6,7 @@
 mod shim_support;
 
 use rockusb::protocol::StorageKind;
-use rockusb::virtual_board::Mode;
+use rockusb::virtual_board::{Mode, Personality};
 use shim_support::*;
 
 const SECTOR: usize = 512;
@@ -120,4 +120,52 @@ fn rkdeveloptool_commands_fail_before_db_as_on_a_real_board() {
     assert!(stdout.contains("Reading flash ID failed!"), "{stdout}");
     assert_served_by_shim(&boards, "rkdeveloptool");
     assert_eq!(boards.board("m6").state().mode, Mode::Maskrom);
+}
+
+#[test]
+fn rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards() {
+    // Spec §6.8: mainline U-Boot's f_rockusb lists READ_FLASH_INFO (0x1A) as unsupported
+    // (status 1, no data) and does not know READ_CAPABILITY (0xAA: "FAILunknown command",
+    // no status block), so rkdeveloptool's rfi and rcb fail against it (PYRO: "Rockusb
+    // command 1a not support yet"), while rid, rci, wl and rl work.
+    let test = "rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards";
+    if !have_rkdeveloptool(test) {
+        return;
+    }
+    let Some(loader) = testdata_file(test, RK3588_LOADER) else {
+        return;
+    };
+    let boards = Boards::unconfigured(&["m6"]);
+    let rkdt = |args: &[&str], expect_success: bool| {
+        let mut cmd = boards.rkdeveloptool(args);
+        cmd.env("ROCKUSB_SHIM_PERSONALITY", "mainline-uboot");
+        let out = run(&mut cmd, expect_success, &boards);
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+
+    let out = rkdt(&["db", loader.to_str().unwrap()], true);
+    assert!(out.contains("Downloading bootloader succeeded."), "{out}");
+    let board = boards.board("m6");
+    assert_eq!(board.config().personality, Personality::MainlineUboot);
+    assert_eq!(board.state().mode, Mode::Loader);
+
+    let out = rkdt(&["rid"], true);
+    assert!(out.contains("Flash ID: 45 4D 4D 43 20"), "{out}");
+    let out = rkdt(&["rci"], true);
+    assert!(out.contains("38 38 35 33"), "{out}");
+    let out = rkdt(&["rfi"], false);
+    assert!(out.contains("Read Flash Info failed!"), "{out}");
+    let out = rkdt(&["rcb"], false);
+    assert!(out.contains("Read capability Fail!"), "{out}");
+
+    let data = pattern(200 * SECTOR, 3);
+    let input = boards.file("in.bin");
+    std::fs::write(&input, &data).unwrap();
+    rkdt(&["wl", "64", input.to_str().unwrap()], true);
+    let output = boards.file("out.bin");
+    rkdt(&["rl", "64", "200", output.to_str().unwrap()], true);
+    assert!(
+        std::fs::read(&output).unwrap() == data,
+        "rl differs from wl"
+    );
 }

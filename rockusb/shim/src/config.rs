@@ -10,20 +10,24 @@
 //!   command), `off` turns it off, `RATE,OVERHEAD` (bytes per second, seconds per command)
 //!   sets both. It is stored in each board's config.json, as the board's own setting. Unset:
 //!   the boards keep what their config says (off unless set).
+//! - `ROCKUSB_SHIM_PERSONALITY`: what answers after a usbplug upload on boards the shim
+//!   creates (`usbplug`, the default, or `mainline-uboot`). A board that exists keeps the
+//!   personality in its config.json.
 //! - `ROCKUSB_SHIM_TRACE`: a file to append a line to for each libusb call that matters
 //!   (init, enumeration, open, errors), for tests and debugging.
 //!
 //! A board named but not yet created is created as a NanoPi M6 in MaskROM, exactly as the
 //! CLI's virtual bus does (`VirtualBus`), so its port path is the same either way.
 
-use rockusb::virtual_board::LinkModel;
 use rockusb::virtual_board::bus::{self as vbus, VirtualBus};
+use rockusb::virtual_board::{LinkModel, Personality};
 use std::path::PathBuf;
 
 pub const ENV_BOARDS: &str = "ROCKUSB_SHIM_BOARDS";
 pub const ENV_DIR: &str = "ROCKUSB_SHIM_DIR";
 pub const ENV_LINK: &str = "ROCKUSB_SHIM_LINK";
 pub const ENV_TRACE: &str = "ROCKUSB_SHIM_TRACE";
+pub const ENV_PERSONALITY: &str = "ROCKUSB_SHIM_PERSONALITY";
 
 /// What to do with the boards' link model.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -38,6 +42,8 @@ pub enum LinkSetting {
 pub struct ShimConfig {
     pub bus: VirtualBus,
     pub link: LinkSetting,
+    /// The personality of boards created by the shim; `None`: the NanoPi M6 default.
+    pub personality: Option<Personality>,
     pub trace: Option<PathBuf>,
 }
 
@@ -55,9 +61,18 @@ impl ShimConfig {
             Ok(text) => parse_link(&text).map_err(|why| format!("{ENV_LINK}={text:?}: {why}"))?,
             Err(_) => LinkSetting::Keep,
         };
+        let personality = match std::env::var(ENV_PERSONALITY) {
+            Ok(text) => Some(
+                text.trim()
+                    .parse::<Personality>()
+                    .map_err(|why| format!("{ENV_PERSONALITY}={text:?}: {why}"))?,
+            ),
+            Err(_) => None,
+        };
         Ok(ShimConfig {
             bus: VirtualBus::new(root, names),
             link,
+            personality,
             trace: std::env::var_os(ENV_TRACE).map(PathBuf::from),
         })
     }

@@ -5,7 +5,7 @@
 
 use crate::config::{LinkSetting, ShimConfig};
 use crate::guard::lock;
-use rockusb::virtual_board::VirtualBoard;
+use rockusb::virtual_board::{BoardConfig, VirtualBoard};
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;
@@ -27,7 +27,7 @@ pub fn board(config: &ShimConfig, name: &str) -> io::Result<SharedBoard> {
         lock(board).reload()?;
         return Ok(Arc::clone(board));
     }
-    let mut board = config.bus.board(name)?;
+    let mut board = open_or_create(config, name)?;
     if let LinkSetting::Set(link) = config.link {
         if board.config().link != link {
             board.set_link(link)?;
@@ -36,4 +36,22 @@ pub fn board(config: &ShimConfig, name: &str) -> io::Result<SharedBoard> {
     let board = Arc::new(Mutex::new(board));
     boards.insert(dir, Arc::clone(&board));
     Ok(board)
+}
+
+/// Opens the board, creating it first (with the configured personality) if it is new.
+fn open_or_create(config: &ShimConfig, name: &str) -> io::Result<VirtualBoard> {
+    let Some(personality) = config.personality else {
+        return config.bus.board(name);
+    };
+    let index = config.bus.names().iter().position(|n| n == name);
+    let Some(index) = index else {
+        return config.bus.board(name); // reports the unknown name
+    };
+    // The port the virtual bus gives the board at this place in the list (1-1, 1-2, …),
+    // so the CLI's `--virtual` sees the same port path.
+    let port = u8::try_from(index + 1).unwrap_or(u8::MAX);
+    VirtualBoard::open_or_create(&config.bus.board_dir(name), || BoardConfig {
+        personality,
+        ..BoardConfig::nanopi_m6(port)
+    })
 }

@@ -29,6 +29,19 @@ pub unsafe extern "C" fn libusb_init(ctx: *mut *mut Context) -> c_int {
     })
 }
 
+/// `int libusb_init_context(libusb_context **ctx, const struct libusb_init_option options[], int num_options)`
+/// (libusb 1.0.27): as `libusb_init`; the options (log level, Windows back-ends) change
+/// nothing here.
+#[unsafe(no_mangle)]
+pub unsafe extern "C" fn libusb_init_context(
+    ctx: *mut *mut Context,
+    _options: *const c_void,
+    _num_options: c_int,
+) -> c_int {
+    // SAFETY: same contract as `libusb_init`.
+    unsafe { libusb_init(ctx) }
+}
+
 /// `void libusb_exit(libusb_context *ctx)`.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn libusb_exit(ctx: *mut Context) {
