@@ -210,6 +210,6 @@ pub struct Handle {
     pub device: *mut Device,
     pub board: SharedBoard,
     pub address: u8,
-    /// Bit n set: interface n is claimed.
-    pub claimed: Mutex<u32>,
+    /// The claim on interface 0, while claimed.
+    pub claim: Mutex<Option<crate::claim::Claim>>,
 }

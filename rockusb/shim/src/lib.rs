@@ -12,6 +12,8 @@
 //! The boards, their folder, the link model and a trace file come from the environment
 //! ([`config`]). Each board is a [`rockusb::virtual_board::VirtualBoard`], whose state
 //! lives in its folder, so it survives from one process to the next ([`registry`]).
+//! Claiming the interface is exclusive across processes ([`claim`]), so two clients
+//! cannot interleave commands on one board: the second gets `LIBUSB_ERROR_BUSY`.
 //!
 //! What is exported is the synchronous subset of libusb that rusb and rkdeveloptool use,
 //! plus its close relatives (configuration, kernel-driver and descriptor calls), each
@@ -25,6 +27,7 @@
 // function names the C signature it implements.
 #![allow(clippy::missing_safety_doc)]
 
+pub mod claim;
 pub mod config;
 pub mod device;
 pub mod exports;

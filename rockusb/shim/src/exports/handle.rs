@@ -50,7 +50,7 @@ pub unsafe extern "C" fn libusb_open(dev: *mut Device, dev_handle: *mut *mut Han
             device: dev,
             board,
             address: device.id.address,
-            claimed: Mutex::new(0),
+            claim: Mutex::new(None),
         });
         // SAFETY: `dev_handle` points to writable storage.
         unsafe { *dev_handle = Box::into_raw(handle) };
@@ -115,7 +115,7 @@ pub unsafe extern "C" fn libusb_open_device_with_vid_pid(
     })
 }
 
-/// Marks interface `number` claimed or released.
+/// Claims or releases interface `number`.
 fn set_claimed(dev_handle: *mut Handle, number: c_int, claim: bool) -> c_int {
     // SAFETY: libusb's contract: an open handle.
     let Some(handle) = (unsafe { handle(dev_handle) }) else {
@@ -124,16 +124,32 @@ fn set_claimed(dev_handle: *mut Handle, number: c_int, claim: bool) -> c_int {
     if number != c_int::from(INTERFACE) {
         return LIBUSB_ERROR_NOT_FOUND;
     }
-    let mut claimed = lock(&handle.claimed);
-    if claim {
-        *claimed |= 1;
-    } else if *claimed & 1 == 0 {
+    let mut held = lock(&handle.claim);
+    if !claim {
         // libusb: releasing an interface that is not claimed is LIBUSB_ERROR_NOT_FOUND.
-        return LIBUSB_ERROR_NOT_FOUND;
-    } else {
-        *claimed &= !1;
+        return match held.take() {
+            Some(_) => LIBUSB_SUCCESS,
+            None => LIBUSB_ERROR_NOT_FOUND,
+        };
     }
-    LIBUSB_SUCCESS
+    if held.is_some() {
+        return LIBUSB_SUCCESS; // libusb: claiming again through the same handle is a no-op
+    }
+    let dir = lock(&handle.board).dir().to_path_buf();
+    match crate::claim::try_claim(&dir, handle.address) {
+        Ok(Some(claim)) => {
+            *held = Some(claim);
+            LIBUSB_SUCCESS
+        }
+        Ok(None) => {
+            trace(format_args!("claim {}: busy", dir.display()));
+            LIBUSB_ERROR_BUSY
+        }
+        Err(e) => {
+            trace(format_args!("claim {}: {e}", dir.display()));
+            LIBUSB_ERROR_IO
+        }
+    }
 }
 
 /// `int libusb_claim_interface(libusb_device_handle *dev_handle, int interface_number)`.
