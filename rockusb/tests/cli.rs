@@ -71,6 +71,16 @@ impl Bench {
     }
 }
 
+/// The shared test data's raw SPL that looks like a loader by name.
+fn negative_loader(data: &std::path::Path) -> PathBuf {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("loaders/negative"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    files.sort();
+    files.remove(0)
+}
+
 fn assert_untouched(board: &VirtualBoard) {
     assert_eq!(board.state().mode, Mode::Maskrom);
     assert!(board.state().received.is_empty(), "nothing may be sent");
@@ -177,12 +187,7 @@ fn a_raw_spl_is_not_taken_for_a_loader() {
         return;
     };
     let b = Bench::new(&["m6"]);
-    let negative = std::fs::read_dir(data.join("loaders/negative"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let negative = negative_loader(&data);
     let err = b.fails("m6", &["boot", negative.to_str().unwrap()]);
     assert!(
         err.contains("SPL") || err.contains("idblock") || err.contains("ID block"),
@@ -347,12 +352,7 @@ fn loader_info_verify_and_extract() {
     assert_eq!(v["result"]["soc"], "RK3588");
     assert_eq!(v["result"]["entries"].as_array().unwrap().len(), 6);
     b.ok("", &["loader", "verify", loader.to_str().unwrap()]);
-    let negative = std::fs::read_dir(data.join("loaders/negative"))
-        .unwrap()
-        .next()
-        .unwrap()
-        .unwrap()
-        .path();
+    let negative = negative_loader(&data);
     let out = b.run("", &["loader", "verify", negative.to_str().unwrap()]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stdout).contains("raw SPL"));

@@ -6,7 +6,7 @@ use crate::client::Client;
 use crate::discovery::{BoardInfo, BoardMode, Bus, DiscoveryError};
 use crate::protocol::{Area, MaskromUpload};
 use crate::transport::TransportError;
-use rockusb_loaders::raw::RawLoader;
+use rockusb_loaders::raw::{MaskromStages, RawLoader};
 use rockusb_loaders::soc::{self, ChipMismatch, Soc};
 use rockusb_loaders::{EntryKind, LoaderContainer};
 use std::time::{Duration, Instant};
@@ -33,52 +33,45 @@ pub struct BootPlan {
     pub standin: bool,
 }
 
+/// The 0x471 entries, then the 0x472 entries, as the loader stores them.
+fn areas_of(stages: &dyn MaskromStages) -> Vec<BootArea> {
+    [
+        (EntryKind::Area471, Area::Sram),
+        (EntryKind::Area472, Area::Dram),
+    ]
+    .into_iter()
+    .flat_map(|(kind, area)| {
+        stages
+            .stage_entries(kind)
+            .into_iter()
+            .map(move |entry| BootArea {
+                area,
+                name: entry.name.clone(),
+                data: entry.data.clone(),
+                delay_ms: entry.delay_ms,
+            })
+    })
+    .collect()
+}
+
 impl BootPlan {
-    /// The 0x471 entries, then the 0x472 entries, verbatim (spec §3.4: container
-    /// entries are stored in wire form).
+    /// A loader container's areas, verbatim (spec §3.4: container entries are stored in
+    /// wire form).
     pub fn from_container(container: &LoaderContainer) -> Self {
-        let mut areas = Vec::new();
-        for (kind, area) in [
-            (EntryKind::Area471, Area::Sram),
-            (EntryKind::Area472, Area::Dram),
-        ] {
-            for entry in container.entries(kind) {
-                areas.push(BootArea {
-                    area,
-                    name: entry.name.clone(),
-                    data: entry.data.clone(),
-                    delay_ms: entry.delay_ms,
-                });
-            }
-        }
         BootPlan {
             soc: container.soc(),
             chip: container.chip_code().to_string(),
-            areas,
+            areas: areas_of(container),
             standin: rockusb_loaders::standin::is_standin(container),
         }
     }
 
     /// A raw DDR init + usbplug/SPL pair, already made wire-ready for its SoC.
     pub fn from_raw(raw: &RawLoader) -> Self {
-        let mut areas = Vec::new();
-        for (kind, area) in [
-            (EntryKind::Area471, Area::Sram),
-            (EntryKind::Area472, Area::Dram),
-        ] {
-            for entry in raw.entries(kind) {
-                areas.push(BootArea {
-                    area,
-                    name: entry.name.clone(),
-                    data: entry.data.clone(),
-                    delay_ms: entry.delay_ms,
-                });
-            }
-        }
         BootPlan {
             soc: Some(raw.soc()),
             chip: raw.soc().name.to_string(),
-            areas,
+            areas: areas_of(raw),
             standin: false,
         }
     }
