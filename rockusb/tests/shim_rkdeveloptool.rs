@@ -62,6 +62,12 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
     std::fs::write(&input, &written).unwrap();
     let out = rkdt(&["wl", "0", input.to_str().unwrap()]);
     assert!(out.contains("Write LBA from file (100%)"), "{out}");
+    let via_rkdt = boards.file("rkdt-out-0.bin");
+    rkdt(&["rl", "0", "3000", via_rkdt.to_str().unwrap()]);
+    assert!(
+        std::fs::read(&via_rkdt).unwrap() == written,
+        "rkdeveloptool's rl differs from its wl"
+    );
     let via_rockusb = boards.file("rockusb-out.bin");
     ok(
         &mut boards.rockusb(&["read", "0", "3000", "-o", via_rockusb.to_str().unwrap()]),
