@@ -72,6 +72,7 @@
 //! last extent may end mid-sector at an image end that is not sector-aligned (the writer
 //! pads that sector).
 
+#[cfg(feature = "bmap")]
 pub mod bmap;
 pub mod bootloader;
 pub mod gpt;

@@ -3,19 +3,23 @@
 //! without the overlay's offset (entries at LBA 2) would otherwise lose its partition
 //! table to the ID block.
 //!
-//! Only the primary header's three fields needed for this are read (UEFI spec 5.3.2).
+//! Only the primary header is read, with the shared GPT header parser.
 
+use rockusb_images::gpt::{GptHeader, HeaderError};
 use std::fs::File;
 use std::os::unix::fs::FileExt;
 use thiserror::Error;
 
 const SECTOR: u64 = rockusb_images::layout::SECTOR_SIZE;
-const GPT_SIGNATURE: &[u8; 8] = b"EFI PART";
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum GptGuardError {
     #[error("reading the GPT header failed: {0}")]
     Read(String),
+    #[error(
+        "its primary GPT header is damaged ({0}); refusing to write the bootloader next to a partition table that cannot be checked — repair or recreate the table first"
+    )]
+    Damaged(HeaderError),
     #[error(
         "its GPT entry array starts at byte {entries_at}, inside the bootloader area (bytes {start}..{end}); the disk was partitioned without the overlay's partitionOptions.offset (20480), so reinstall Talos with this overlay"
     )]
@@ -34,33 +38,21 @@ pub enum GptGuardError {
     },
 }
 
-fn u32_le(bytes: &[u8], at: usize) -> Option<u32> {
-    let field: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
-    Some(u32::from_le_bytes(field))
-}
-
-fn u64_le(bytes: &[u8], at: usize) -> Option<u64> {
-    let field: [u8; 8] = bytes.get(at..at + 8)?.try_into().ok()?;
-    Some(u64::from_le_bytes(field))
-}
-
 /// Fails when a GPT on `disk` overlaps bytes `[offset, offset + len)`.
 /// A disk without a GPT (a fresh image file before Talos writes its table) passes.
 pub fn check_room_for_bootloader(disk: &File, offset: u64, len: u64) -> Result<(), GptGuardError> {
     let mut header = [0u8; SECTOR as usize];
     disk.read_exact_at(&mut header, SECTOR)
         .map_err(|e| GptGuardError::Read(e.to_string()))?;
-    if header.get(..8) != Some(GPT_SIGNATURE.as_slice()) {
-        return Ok(());
-    }
+    let gpt = match GptHeader::parse(&header) {
+        Ok(gpt) => gpt,
+        Err(HeaderError::NoSignature) => return Ok(()),
+        Err(damaged) => return Err(GptGuardError::Damaged(damaged)),
+    };
     let end = offset + len;
-    // Header fields: first usable LBA at byte 40, partition-entry LBA at byte 72,
-    // entry count at 80 and entry size at 84.
-    let first_usable_lba = u64_le(&header, 40).unwrap_or(0);
-    let entries_lba = u64_le(&header, 72).unwrap_or(0);
-    let entries_len =
-        u64::from(u32_le(&header, 80).unwrap_or(0)) * u64::from(u32_le(&header, 84).unwrap_or(0));
-    let entries_at = entries_lba.saturating_mul(SECTOR);
+    let first_usable_lba = gpt.first_usable_lba;
+    let entries_len = gpt.entries_len();
+    let entries_at = gpt.entries_lba.saturating_mul(SECTOR);
     // Saturating arithmetic: the header is untrusted and may hold absurd values.
     let entries_end = entries_at.saturating_add(entries_len.max(1));
     if entries_at < end && offset < entries_end {
@@ -78,4 +70,36 @@ pub fn check_room_for_bootloader(disk: &File, offset: u64, len: u64) -> Result<(
         });
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    fn disk_with_lba1(sector: &[u8]) -> File {
+        let mut file = tempfile::tempfile().unwrap();
+        file.write_all(&[0u8; SECTOR as usize]).unwrap();
+        file.write_all(sector).unwrap();
+        file.write_all(&[0u8; SECTOR as usize]).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_disk_without_a_gpt_passes() {
+        let disk = disk_with_lba1(&[0u8; SECTOR as usize]);
+        assert_eq!(check_room_for_bootloader(&disk, 32768, 4096), Ok(()));
+    }
+
+    #[test]
+    fn a_damaged_header_is_refused_rather_than_trusted() {
+        let mut sector = [0u8; SECTOR as usize];
+        sector[..8].copy_from_slice(b"EFI PART");
+        sector[12..16].copy_from_slice(&92u32.to_le_bytes());
+        let disk = disk_with_lba1(&sector);
+        assert!(matches!(
+            check_room_for_bootloader(&disk, 32768, 4096),
+            Err(GptGuardError::Damaged(HeaderError::CrcMismatch { .. }))
+        ));
+    }
 }
