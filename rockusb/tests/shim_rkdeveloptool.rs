@@ -175,3 +175,36 @@ fn rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards() {
         "rl differs from wl"
     );
 }
+
+#[test]
+fn rkdeveloptool_ul_writes_an_id_block_the_board_then_boots_from() {
+    // `ul` writes the loader's ID block at sector 64 (an RKNS header for "LDR " loaders);
+    // after `rd` the BootROM finds it and boots from the eMMC, leaving the USB bus
+    // (spec §6.7, §9).
+    let test = "rkdeveloptool_ul_writes_an_id_block_the_board_then_boots_from";
+    if !have_rkdeveloptool(test) {
+        return;
+    }
+    let Some(loader) = testdata_file(test, RK3588_LOADER) else {
+        return;
+    };
+    let boards = Boards::new(&["m6"], 64);
+    let rkdt = |args: &[&str]| ok(&mut boards.rkdeveloptool(args), &boards);
+    rkdt(&["db", loader.to_str().unwrap()]);
+    let out = rkdt(&["ul", loader.to_str().unwrap()]);
+    assert!(out.contains("Upgrading loader succeeded."), "{out}");
+    let header = boards
+        .board("m6")
+        .read_storage(StorageKind::Emmc, 64 * SECTOR as u64, 4)
+        .unwrap();
+    assert_eq!(header, b"RKNS");
+
+    let out = rkdt(&["rd"]);
+    assert!(out.contains("Reset Device OK."), "{out}");
+    assert_eq!(boards.board("m6").state().mode, Mode::Off);
+    // Debian's build exits with status 1 when `ld` finds nothing.
+    let out = run(&mut boards.rkdeveloptool(&["ld"]), false, &boards);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("not found any devices!"), "{stdout}");
+    assert!(list_boards(&boards).is_empty());
+}
