@@ -22,8 +22,9 @@ use super::{Format, SourceError};
 use std::io::Read;
 
 /// Memory the xz decoder may use for threading: about 3 × block size per thread, so
-/// 1 MiB Talos blocks on a handful of threads fit with room to spare.
-pub const XZ_MEMLIMIT_THREADING: u64 = 48 << 20;
+/// 1 MiB Talos blocks on a handful of threads fit. Decoding further ahead is the flash
+/// pipeline's job (it queues zero chunks without buffers), not liblzma's.
+pub const XZ_MEMLIMIT_THREADING: u64 = 16 << 20;
 
 /// How to decode a source's stored bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -50,7 +50,8 @@ pub fn tools(test: &str) -> bool {
 
 /// A Talos-shaped image: the GPT entry array at LBA 2 + 20480, EFI/BIOS/BOOT/META as
 /// talos-overlay.md §4.1 lays them out (EFI at LBA 22528), an RKNS bootloader at sector
-/// 64 and random data in part of each partition (META's first 4 KiB: an ADV header).
+/// 64 padded with 0xFF to 8 MiB and random data in part of each partition (META's first
+/// 4 KiB: an ADV header).
 pub fn talos_image(dir: &Path) -> PathBuf {
     let path = dir.join("talos.raw");
     std::fs::File::create(&path)
@@ -68,7 +69,10 @@ pub fn talos_image(dir: &Path) -> PathBuf {
             .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
             .arg(&path),
     );
-    let mut bootloader = pseudo_random(200 * 1024, 1);
+    // u-boot-rockchip.bin: the idbloader, then 0xFF padding up to u-boot.itb at 8 MiB,
+    // so the first 8 MiB hold no zero block at all (as in a real image).
+    let mut bootloader = vec![0xFFu8; (8 * MIB - 32768) as usize];
+    bootloader[..200 * 1024].copy_from_slice(&pseudo_random(200 * 1024, 1));
     bootloader[..4].copy_from_slice(b"RKNS");
     write_at(&path, 32768, &bootloader);
     // u-boot.itb at 8 MiB, as in a real image.
@@ -152,8 +156,45 @@ pub fn rockusb_with_stdin(root: &Path, args: &[&str], stdin: Option<&Path>) -> O
     } else {
         cmd.stdin(Stdio::null());
     }
-    cmd.output().unwrap()
+    // A hung flash (a pipeline deadlock) fails the test instead of hanging the suite.
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out_pipe = child.stdout.take().unwrap();
+    let mut err_pipe = child.stderr.take().unwrap();
+    let out_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut out_pipe, &mut v);
+        v
+    });
+    let err_reader = std::thread::spawn(move || {
+        let mut v = Vec::new();
+        let _ = std::io::Read::read_to_end(&mut err_pipe, &mut v);
+        v
+    });
+    let started = std::time::Instant::now();
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        if started.elapsed() > HANG_LIMIT {
+            let _ = child.kill();
+            let _ = child.wait();
+            panic!("rockusb {args:?} did not finish within {HANG_LIMIT:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: out_reader.join().unwrap(),
+        stderr: err_reader.join().unwrap(),
+    }
 }
+
+/// Far longer than any test flash takes (a few seconds) even on a loaded machine.
+const HANG_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
 
 pub fn text(out: &Output) -> String {
     format!(

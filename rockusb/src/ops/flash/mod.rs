@@ -45,6 +45,7 @@ use rockusb_images::units::human_bytes;
 use rockusb_images::{BoardLayout, ByteRange, regions};
 use serde::Serialize;
 use std::io;
+use std::sync::mpsc::TryRecvError;
 use std::time::Instant;
 use verify::Written;
 use writer::{IoFailure, SectorIo};
@@ -52,9 +53,9 @@ use writer::{IoFailure, SectorIo};
 /// Zero gaps shorter than this between two extents are written rather than skipped:
 /// one command's fixed cost (~0.5 ms) buys ~20 KB of payload at USB 2.0 speed.
 pub const SPARSE_MIN_GAP: u64 = 16 * 1024;
-/// Memory for runs on their way to the writer: ~1.2 s of USB 2.0 link, enough to ride
+/// Memory for runs on their way to the writer: ~0.8 s of USB 2.0 link, enough to ride
 /// out the decoder's bursts without holding the link idle.
-pub const RUN_BUDGET: usize = 48 << 20;
+pub const RUN_BUDGET: usize = 32 << 20;
 
 /// Which bytes to write.
 #[derive(Debug, Clone)]
@@ -91,8 +92,13 @@ pub struct FlashReport {
     /// The end-of-storage range zeroed to remove the old backup GPT.
     pub wiped: Option<(u64, u64)>,
     pub verify: VerifyOutcome,
+    /// Bytes read back while the writer waited for the pipeline (part of `verify`).
+    pub verified_during_write: u64,
     pub warnings: Vec<String>,
     pub write_seconds: f64,
+    /// Time the writer waited for the pipeline after its first write: the link idle
+    /// because the CPU had nothing ready.
+    pub writer_idle_seconds: f64,
     pub verify_seconds: f64,
 }
 
@@ -268,7 +274,7 @@ pub fn flash<T: Transport>(
 
     // Decode the leading region before anything else.
     let (input, spec) = source.into_parts();
-    let (decoded, chunk_pool, mut threads) = pipeline::start_decode(input, spec);
+    let (decoded, chunk_pool, mut threads) = pipeline::start_decode(input, spec, held_len);
     let mut first: Vec<Chunk> = Vec::new();
     let mut first_len = 0u64;
     let mut ended: Option<u64> = None;
@@ -390,8 +396,28 @@ pub fn flash<T: Transport>(
         }
         Ok(())
     };
+    let mut idle = std::time::Duration::ZERO;
+    let mut verifier = options.verify.then(verify::Verifier::new);
     let end = loop {
-        let msg = match to_writer.recv() {
+        // Nothing to write yet: read back what was written instead of idling the link.
+        let received = match to_writer.try_recv() {
+            Ok(m) => Ok(m),
+            Err(TryRecvError::Disconnected) => Err(()),
+            Err(TryRecvError::Empty) => {
+                if let Some(v) = verifier.as_mut().filter(|v| v.pending(&state.records)) {
+                    v.step(&mut io, &state.records)
+                        .map_err(|e| state.interrupted(e.into()))?;
+                    continue;
+                }
+                let waiting = Instant::now();
+                let m = to_writer.recv().map_err(|_| ());
+                if state.started {
+                    idle += waiting.elapsed();
+                }
+                m
+            }
+        };
+        let msg = match received {
             Ok(m) => m,
             Err(_) => {
                 return Err(state.interrupted(FlashError::Stream(
@@ -520,11 +546,11 @@ pub fn flash<T: Transport>(
         warnings.push(message);
     }
 
+    let verified_during_write = verifier.as_ref().map_or(0, |v| v.verified_bytes());
     let verify_start = Instant::now();
-    let verify = if options.verify {
-        verify::verify(&mut io, &mut state.records, observer)?
-    } else {
-        VerifyOutcome::Skipped
+    let verify = match verifier {
+        Some(v) => v.finish(&mut io, &state.records, observer)?,
+        None => VerifyOutcome::Skipped,
     };
     if let VerifyOutcome::ReadWall {
         unverified_bytes, ..
@@ -551,8 +577,10 @@ pub fn flash<T: Transport>(
         command_sectors: io.command_sectors(),
         wiped: wiped.map(|w| (w.start, w.len)),
         verify,
+        verified_during_write,
         warnings,
         write_seconds,
+        writer_idle_seconds: idle.as_secs_f64(),
         verify_seconds: if options.verify {
             verify_start.elapsed().as_secs_f64()
         } else {

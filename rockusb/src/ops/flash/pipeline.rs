@@ -27,8 +27,14 @@ use xxhash_rust::xxh3::xxh3_128;
 /// Bytes per decoded chunk: the size of a Talos xz block, and a multiple of every plan
 /// block size.
 pub const CHUNK_LEN: usize = 1 << 20;
-/// Decoded chunks in flight (memory: this × [`CHUNK_LEN`]).
-pub const CHUNK_POOL: usize = 20;
+/// Decoded chunks holding data in flight besides those the caller keeps before planning
+/// starts (memory: this × [`CHUNK_LEN`]).
+pub const CHUNK_POOL: usize = 8;
+/// Decoded chunks queued between decode and plan, most of them all-zero chunks, which
+/// hold no buffer: the decoder runs ahead through long zero runs (a Talos image is 85 %
+/// zeros after its data) while the writer is still busy with data, instead of
+/// decoding them only after the writer's queue has drained and the link sits idle.
+const DECODED_QUEUE: usize = 16384;
 /// Stored-byte pieces in flight between the reader and the decoder.
 const READ_PIECES: usize = 4;
 const READ_PIECE_LEN: usize = 1 << 20;
@@ -37,7 +43,10 @@ const TAIL_CHUNKS: usize = 2;
 /// The writer is told how far the image has got at least this often while only zeros go by.
 const PROGRESS_EVERY: u64 = 32 << 20;
 
-/// Decoded image bytes at `offset`; `buf[..len]` is valid.
+/// Stands in for the bytes of every all-zero chunk.
+static ZEROS: [u8; CHUNK_LEN] = [0; CHUNK_LEN];
+
+/// Decoded image bytes at `offset`: `buf[..len]`, or `len` zeros when `buf` is empty.
 pub struct Chunk {
     pub offset: u64,
     pub buf: Vec<u8>,
@@ -46,7 +55,11 @@ pub struct Chunk {
 
 impl Chunk {
     pub fn data(&self) -> &[u8] {
-        &self.buf[..self.len]
+        if self.buf.is_empty() {
+            &ZEROS[..self.len]
+        } else {
+            &self.buf[..self.len]
+        }
     }
 }
 
@@ -124,18 +137,22 @@ impl RunRecycler {
     }
 }
 
-/// Starts read + decode for `input`. Returns the decoded-chunk receiver, the chunk pool's
-/// return path and the threads.
+/// Starts read + decode for `input`. `keep` is how many bytes the caller will receive
+/// and hold before it starts planning (the pool gets room for them on top of
+/// [`CHUNK_POOL`], or the decoder would wait for buffers the caller never returns).
+/// Returns the decoded-chunk receiver, the chunk pool's return path and the threads.
 pub fn start_decode(
     input: Box<dyn Read + Send>,
     spec: crate::source::decode::DecoderSpec,
+    keep: u64,
 ) -> (Receiver<Decoded>, SyncSender<Vec<u8>>, Vec<JoinHandle<()>>) {
-    let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(CHUNK_POOL);
-    for _ in 0..CHUNK_POOL {
+    let buffers = CHUNK_POOL + keep.div_ceil(CHUNK_LEN as u64) as usize;
+    let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(buffers);
+    for _ in 0..buffers {
         // Zeroed allocations are mapped lazily: untouched buffers cost no memory.
         let _ = pool_tx.try_send(vec![0u8; CHUNK_LEN]);
     }
-    let (out_tx, out_rx) = sync_channel::<Decoded>(CHUNK_POOL);
+    let (out_tx, out_rx) = sync_channel::<Decoded>(DECODED_QUEUE);
     let mut threads = Vec::new();
     let reader: Box<dyn Read + Send> = if spec.format == crate::source::Format::Raw {
         input
@@ -220,9 +237,16 @@ fn decode_stage(
         }
     };
     let mut offset = 0u64;
+    let mut spare: Option<Vec<u8>> = None;
     loop {
         // Every consumer gone means the flash stopped: stop decoding too.
-        let Ok(mut buf) = pool.recv() else { return };
+        let mut buf = match spare.take() {
+            Some(b) => b,
+            None => match pool.recv() {
+                Ok(b) => b,
+                Err(_) => return,
+            },
+        };
         buf.resize(CHUNK_LEN, 0);
         let mut n = 0;
         while n < CHUNK_LEN {
@@ -240,6 +264,13 @@ fn decode_stage(
             }
         }
         if n > 0 {
+            // An all-zero chunk travels without its buffer, which is reused at once.
+            let buf = if rockusb_images::zero::is_zero(&buf[..n]) {
+                spare = Some(buf);
+                Vec::new()
+            } else {
+                buf
+            };
             let chunk = Chunk {
                 offset,
                 buf,
@@ -475,7 +506,9 @@ impl HashStage {
         self.tail.push(chunk);
         if self.tail.len() > TAIL_CHUNKS {
             let old = self.tail.remove(0);
-            let _ = self.chunk_pool.try_send(old.buf);
+            if !old.buf.is_empty() {
+                let _ = self.chunk_pool.try_send(old.buf);
+            }
         }
         Ok(())
     }

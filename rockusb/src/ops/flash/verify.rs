@@ -1,10 +1,15 @@
 //! Reading back what was written and comparing digests, run by run.
 //!
+//! Runs are read back while the flash is still going, whenever the writer has nothing
+//! to write (the decoder is busy with a long zero run): the link does useful work
+//! instead of idling, so a verified flash costs little more than the bytes that cross
+//! the link. What is left is read back after the last write.
+//!
 //! Some vendor loaders (RK3576 rkbin SPL, vendor U-Boot rockusb, some RK3588 builds)
 //! answer any read that ends past sector 65536 (32 MiB) with 0xCC bytes and success
 //! (spec §6.4); writes are not affected. A mismatching run that reads back as nothing but
-//! 0xCC past that sector is that limitation, not a bad write: the verification stops
-//! there and says so, instead of reporting a false mismatch.
+//! 0xCC past that sector is that limitation, not a bad write: runs past it are left
+//! unverified and the outcome says so, instead of reporting a false mismatch.
 
 use super::writer::{IoFailure, SectorIo};
 use crate::ops::{Event, Observer};
@@ -16,6 +21,7 @@ use xxhash_rust::xxh3::xxh3_128;
 
 /// Reads ending past this sector return 0xCC on loaders with the read wall.
 pub const READ_WALL_SECTORS: u64 = 65536;
+const READ_WALL_BYTES: u64 = READ_WALL_SECTORS * 512;
 const READ_WALL_BYTE: u8 = 0xCC;
 
 /// One write, as recorded for the read-back.
@@ -42,7 +48,7 @@ pub enum VerifyOutcome {
 #[derive(Debug, thiserror::Error)]
 pub enum VerifyError {
     #[error(
-        "verification failed: {range} reads back differently from what was written (first difference unknown: digests compared). The storage may be failing or the connection unreliable; run the flash again, and if it fails at the same place, the eMMC may be worn"
+        "verification failed: {range} reads back differently from what was written (digests compared). The storage may be failing or the connection unreliable; run the flash again, and if it fails at the same place, the eMMC may be worn"
     )]
     Mismatch { range: ByteRange },
     #[error("reading back failed {0}")]
@@ -55,53 +61,101 @@ impl From<IoFailure> for VerifyError {
     }
 }
 
-/// Reads back every record (sorted by offset) and compares digests.
-pub fn verify<T: Transport>(
-    io: &mut SectorIo<'_, T>,
-    records: &mut [Written],
-    observer: &mut dyn Observer,
-) -> Result<VerifyOutcome, VerifyError> {
-    records.sort_by_key(|w| w.range.start);
-    let total: u64 = records.iter().map(|w| w.range.len).sum();
-    observer.event(Event::PhaseStart {
-        phase: "verify".into(),
-        total_bytes: total,
-    });
-    let start = Instant::now();
-    let mut buf = Vec::new();
-    let mut done = 0u64;
-    let mut last_event = Instant::now();
-    for w in records.iter() {
-        buf.resize(w.range.len as usize, 0);
-        io.read(w.range.start, &mut buf)?;
-        if xxh3_128(&buf) != w.hash {
-            let past_wall = w.range.end() > READ_WALL_SECTORS * 512;
-            if past_wall && buf.iter().all(|&b| b == READ_WALL_BYTE) {
-                observer.event(Event::PhaseDone {
-                    phase: "verify".into(),
-                    bytes: done,
-                    seconds: start.elapsed().as_secs_f64(),
-                });
-                return Ok(VerifyOutcome::ReadWall {
-                    verified_bytes: done,
-                    unverified_bytes: total - done,
-                });
+/// Reads back records in the order they were written.
+#[derive(Debug, Default)]
+pub struct Verifier {
+    /// Records before this index are done (verified or, past the wall, skipped).
+    next: usize,
+    verified: u64,
+    unverified: u64,
+    wall: bool,
+    buf: Vec<u8>,
+}
+
+impl Verifier {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// True when some of `records` still wait to be read back.
+    pub fn pending(&self, records: &[Written]) -> bool {
+        self.next < records.len()
+    }
+
+    /// Reads back the next record; returns its length.
+    pub fn step<T: Transport>(
+        &mut self,
+        io: &mut SectorIo<'_, T>,
+        records: &[Written],
+    ) -> Result<u64, VerifyError> {
+        let Some(w) = records.get(self.next) else {
+            return Ok(0);
+        };
+        self.next += 1;
+        let past_wall = w.range.end() > READ_WALL_BYTES;
+        if self.wall && past_wall {
+            self.unverified += w.range.len;
+            return Ok(0);
+        }
+        self.buf.resize(w.range.len as usize, 0);
+        io.read(w.range.start, &mut self.buf)?;
+        if xxh3_128(&self.buf) != w.hash {
+            if past_wall && self.buf.iter().all(|&b| b == READ_WALL_BYTE) {
+                self.wall = true;
+                self.unverified += w.range.len;
+                return Ok(w.range.len);
             }
             return Err(VerifyError::Mismatch { range: w.range });
         }
-        done += w.range.len;
-        if last_event.elapsed().as_millis() >= 100 || done == total {
-            last_event = Instant::now();
-            observer.event(Event::Progress {
-                phase: "verify".into(),
-                done_bytes: done,
-            });
-        }
+        self.verified += w.range.len;
+        Ok(w.range.len)
     }
-    observer.event(Event::PhaseDone {
-        phase: "verify".into(),
-        bytes: done,
-        seconds: start.elapsed().as_secs_f64(),
-    });
-    Ok(VerifyOutcome::Verified { bytes: done })
+
+    pub fn verified_bytes(&self) -> u64 {
+        self.verified
+    }
+
+    /// Reads back everything left, as the `verify` phase.
+    pub fn finish<T: Transport>(
+        mut self,
+        io: &mut SectorIo<'_, T>,
+        records: &[Written],
+        observer: &mut dyn Observer,
+    ) -> Result<VerifyOutcome, VerifyError> {
+        let left: u64 = records[self.next..].iter().map(|w| w.range.len).sum();
+        observer.event(Event::PhaseStart {
+            phase: "verify".into(),
+            total_bytes: left,
+        });
+        let start = Instant::now();
+        let mut done = 0u64;
+        let mut last_event = Instant::now();
+        while self.pending(records) {
+            let len = records[self.next].range.len;
+            self.step(io, records)?;
+            done += len;
+            if last_event.elapsed().as_millis() >= 100 {
+                last_event = Instant::now();
+                observer.event(Event::Progress {
+                    phase: "verify".into(),
+                    done_bytes: done,
+                });
+            }
+        }
+        observer.event(Event::PhaseDone {
+            phase: "verify".into(),
+            bytes: done,
+            seconds: start.elapsed().as_secs_f64(),
+        });
+        Ok(if self.wall {
+            VerifyOutcome::ReadWall {
+                verified_bytes: self.verified,
+                unverified_bytes: self.unverified,
+            }
+        } else {
+            VerifyOutcome::Verified {
+                bytes: self.verified,
+            }
+        })
+    }
 }
