@@ -5,7 +5,8 @@
 //! - [`transport`]: moves bytes — libusb for real boards, the [`virtual_board`] for tests;
 //! - [`client`]: runs protocol commands over a transport;
 //! - [`discovery`]: finds boards and tells MaskROM from loader mode;
-//! - [`ops`]: whole jobs (boot a loader, …) reporting progress through events.
+//! - [`ops`]: whole jobs (boot a loader, flash an image, …) reporting progress through events;
+//! - [`source`]: image input for flashing: format by content, xz index, decoders.
 
 pub mod cli;
 pub mod client;

@@ -370,7 +370,8 @@ pub fn flash<T: Transport>(
 
     observer.event(Event::PhaseStart {
         phase: "write".into(),
-        total_bytes: image_len.unwrap_or(0),
+        // Unknown up front for gzip and zstd streams: the GPT's idea of the length.
+        total_bytes: checked.image_len.unwrap_or(0),
     });
     let started_at = Instant::now();
     let mut state = WriteState {

@@ -28,27 +28,3 @@ pub fn booted(root: &Path, emmc_bytes: u64) -> (Bus, BoardInfo) {
 pub fn open(root: &Path) -> VirtualBoard {
     VirtualBoard::open(&root.join(NAME)).unwrap()
 }
-
-#[test]
-#[ignore = "timing probe, run by hand"]
-fn link_probe() {
-    use crate::client::Client;
-    let dir = tempfile::tempdir_in("/tmp").unwrap();
-    let (bus, board) = booted(dir.path(), 4 << 30);
-    let mut vb = open(dir.path());
-    vb.set_link(Some(crate::virtual_board::LinkModel::default()))
-        .unwrap();
-    drop(vb);
-    let mut client = Client::new(bus.open(&board.port_path).unwrap());
-    let data = vec![0x5Au8; 4 << 20];
-    let t = std::time::Instant::now();
-    for i in 0..50u32 {
-        client.write_lba(i * 8192, &data).unwrap();
-    }
-    let s = t.elapsed().as_secs_f64();
-    let bound = 50.0 * (4.0 * 1048576.0 / 40e6 + 0.5e-3);
-    eprintln!(
-        "50 x 4 MiB writes: {s:.3} s, model {bound:.3} s, ratio {:.3}",
-        s / bound
-    );
-}
