@@ -286,11 +286,11 @@ fn pipeline_only(xz: &Path) -> (u64, u64) {
 /// Runs the `rockusb` binary on the virtual boards under `root`; returns its output and
 /// peak RSS in KiB.
 ///
-/// The peak is the child's VmHWM, polled from /proc while it runs: `ru_maxrss` from
-/// wait4 would not do, because Linux folds the address space the child had before
+/// The peak is the child's VmHWM, polled from /proc while it runs: `ru_maxrss` (wait4,
+/// getrusage) would not do, because Linux folds the address space the child had before
 /// `exec` (here the benchmark's own, shared through vfork) into it.
 fn rockusb(root: &Path, args: &[&str]) -> (std::process::Output, i64) {
-    let child = Command::new(env!("CARGO_BIN_EXE_rockusb"))
+    let mut child = Command::new(env!("CARGO_BIN_EXE_rockusb"))
         .env("ROCKUSB_VIRTUAL_DIR", root)
         .env("ROCKUSB_VIRTUAL", "m6")
         .args(args)
@@ -299,7 +299,7 @@ fn rockusb(root: &Path, args: &[&str]) -> (std::process::Output, i64) {
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
-    let pid = child.id() as libc::pid_t;
+    let pid = child.id();
     let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
     let watcher = {
         let done = done.clone();
@@ -319,8 +319,8 @@ fn rockusb(root: &Path, args: &[&str]) -> (std::process::Output, i64) {
             peak
         })
     };
-    let mut stdout = child.stdout.unwrap();
-    let mut stderr = child.stderr.unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut stderr = child.stderr.take().unwrap();
     let err_thread = std::thread::spawn(move || {
         let mut v = Vec::new();
         let _ = stderr.read_to_end(&mut v);
@@ -329,18 +329,12 @@ fn rockusb(root: &Path, args: &[&str]) -> (std::process::Output, i64) {
     let mut out = Vec::new();
     let _ = stdout.read_to_end(&mut out);
     let err = err_thread.join().unwrap();
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is valid; wait4 fills it for our own child `pid`.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is a child of this process that has not been waited for.
-    let rc = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    assert_eq!(rc, pid);
+    let status = child.wait().unwrap();
     done.store(true, std::sync::atomic::Ordering::Relaxed);
     let peak = watcher.join().unwrap();
-    use std::os::unix::process::ExitStatusExt;
     (
         std::process::Output {
-            status: std::process::ExitStatus::from_raw(status),
+            status,
             stdout: out,
             stderr: err,
         },
