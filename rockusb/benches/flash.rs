@@ -239,9 +239,10 @@ fn run(cmd: &mut Command) {
 /// The flash pipeline up to the writer (decode, plan, hash, runs), without USB; returns
 /// (bytes to write, bytes skipped).
 fn pipeline_only(xz: &Path) -> (u64, u64) {
-    let source = ImageSource::open(xz).unwrap();
+    let mut source = ImageSource::open(xz).unwrap();
+    let blocks = source.xz_blocks.take();
     let (input, spec) = source.into_parts();
-    let (decoded, pool, _threads) = pipeline::start_decode(input, spec, 0);
+    let (decoded, pool, _threads) = pipeline::start_decode(input, spec, blocks, 0);
     let must_write = vec![rockusb_images::ByteRange::new(
         0,
         NANOPI_M6.must_write_prefix,

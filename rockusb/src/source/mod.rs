@@ -7,6 +7,7 @@
 
 pub mod decode;
 pub mod sniff;
+pub mod xz_blocks;
 pub mod xz_index;
 
 pub use sniff::{Format, Sniffed};
@@ -61,6 +62,8 @@ pub struct ImageSource {
     pub xz_streams: u32,
     /// A raw file, for random access (the pre-flight check reads its backup GPT).
     pub raw_file: Option<FileAt>,
+    /// An .xz file whose blocks can be decoded in parallel and ahead of need.
+    pub xz_blocks: Option<xz_blocks::XzBlocks>,
     input: Box<dyn Read + Send>,
 }
 
@@ -109,6 +112,7 @@ impl ImageSource {
                 found: format,
             });
         }
+        let mut xz_blocks = None;
         let (image_len, xz_streams) = match format {
             Format::Raw => (Some(len), 1),
             Format::Xz => {
@@ -117,6 +121,8 @@ impl ImageSource {
                         name: name.clone(),
                         error,
                     })?;
+                let handle = std::sync::Arc::new(FileAt(File::open(path).map_err(open_err)?));
+                xz_blocks = xz_blocks::XzBlocks::new(handle, info.block_list, xz_blocks::UNIT);
                 (Some(info.uncompressed_len), info.streams)
             }
             // gzip's trailer keeps the size modulo 4 GiB and zstd frames need not record
@@ -136,6 +142,7 @@ impl ImageSource {
             stored_len: Some(len),
             xz_streams,
             raw_file,
+            xz_blocks,
             input: Box::new(file),
         })
     }
@@ -167,6 +174,7 @@ impl ImageSource {
             stored_len: None,
             xz_streams: 1,
             raw_file: None,
+            xz_blocks: None,
             input: Box::new(io::Cursor::new(head).chain(reader)),
         })
     }

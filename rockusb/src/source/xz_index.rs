@@ -21,12 +21,27 @@ const MAX_INDEX_LEN: u64 = 64 << 20;
 const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
 
 /// What the index says about the whole file.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct XzInfo {
     /// Total uncompressed bytes of every stream.
     pub uncompressed_len: u64,
     pub streams: u32,
     pub blocks: u64,
+    /// Every block, in file order.
+    pub block_list: Vec<XzBlock>,
+}
+
+/// Where one block lies, enough to decode it on its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct XzBlock {
+    /// The header of the stream the block belongs to (its flags name the check).
+    pub stream_header: [u8; 12],
+    /// Byte offset of the block header in the file.
+    pub offset: u64,
+    /// Block header + compressed data + check, without the padding to four bytes.
+    pub unpadded_len: u64,
+    pub uncompressed_offset: u64,
+    pub uncompressed_len: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -63,6 +78,7 @@ pub fn read_index(
         uncompressed_len: 0,
         streams: 0,
         blocks: 0,
+        block_list: Vec::new(),
     };
     let mut pos = len;
     loop {
@@ -138,8 +154,32 @@ pub fn read_index(
             .ok_or_else(|| corrupt("index", "the sizes overflow"))?;
         info.blocks += parsed.records;
         info.streams += 1;
+        // Streams are walked from the end: this one's blocks go in front.
+        let mut offset = stream_start + HEADER_LEN;
+        let mut blocks: Vec<XzBlock> = parsed
+            .sizes
+            .iter()
+            .map(|&(unpadded_len, uncompressed_len)| {
+                let block = XzBlock {
+                    stream_header: header,
+                    offset,
+                    unpadded_len,
+                    uncompressed_offset: 0,
+                    uncompressed_len,
+                };
+                offset += unpadded_len.div_ceil(4) * 4;
+                block
+            })
+            .collect();
+        blocks.append(&mut info.block_list);
+        info.block_list = blocks;
         pos = stream_start;
         if pos == 0 {
+            let mut at = 0;
+            for b in &mut info.block_list {
+                b.uncompressed_offset = at;
+                at += b.uncompressed_len;
+            }
             return Ok(info);
         }
     }
@@ -151,6 +191,8 @@ struct ParsedIndex {
     padded_blocks_len: u64,
     uncompressed_len: u64,
     records: u64,
+    /// (unpadded size, uncompressed size) of each block.
+    sizes: Vec<(u64, u64)>,
 }
 
 fn parse_index(index: &[u8]) -> Result<ParsedIndex, XzIndexError> {
@@ -169,9 +211,15 @@ fn parse_index(index: &[u8]) -> Result<ParsedIndex, XzIndexError> {
     let count = varint(index, &mut at)?;
     let mut blocks = 0u64;
     let mut uncompressed = 0u64;
+    // Each record takes at least two bytes: a count beyond that is a lie.
+    if count > index.len() as u64 / 2 {
+        return Err(corrupt("index", "it counts more records than it holds"));
+    }
+    let mut sizes = Vec::with_capacity(count as usize);
     for _ in 0..count {
         let unpadded = varint(index, &mut at)?;
         let size = varint(index, &mut at)?;
+        sizes.push((unpadded, size));
         blocks = blocks
             .checked_add(unpadded.div_ceil(4) * 4)
             .ok_or_else(|| corrupt("index", "block sizes overflow"))?;
@@ -186,6 +234,7 @@ fn parse_index(index: &[u8]) -> Result<ParsedIndex, XzIndexError> {
         padded_blocks_len: blocks,
         uncompressed_len: uncompressed,
         records: count,
+        sizes,
     })
 }
 
@@ -247,6 +296,10 @@ mod tests {
         two.extend_from_slice(&xz(&data[..1000], 1));
         let info = index_of(&two).unwrap();
         assert_eq!((info.uncompressed_len, info.streams), (301_000, 2));
+        let last = info.block_list.last().unwrap();
+        assert_eq!(last.uncompressed_offset, 300_000);
+        assert_eq!(last.offset, one.len() as u64 + 8 + 12);
+        assert_eq!(info.block_list[1].uncompressed_offset, 64 * 1024);
     }
 
     #[test]

@@ -273,8 +273,10 @@ pub fn flash<T: Transport>(
     let held_len = layout.must_write_prefix;
 
     // Decode the leading region before anything else.
+    let xz_blocks = source.xz_blocks.take();
     let (input, spec) = source.into_parts();
-    let (decoded, chunk_pool, mut threads) = pipeline::start_decode(input, spec, held_len);
+    let (decoded, chunk_pool, mut threads) =
+        pipeline::start_decode(input, spec, xz_blocks, held_len);
     let mut first: Vec<Chunk> = Vec::new();
     let mut first_len = 0u64;
     let mut ended: Option<u64> = None;

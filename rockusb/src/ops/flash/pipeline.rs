@@ -16,6 +16,7 @@
 //! Runs inside the leading must-write region (bootloader and GPT) are *held* and go to the
 //! writer last (see [`super`] for why).
 
+use crate::source::xz_blocks::{ParallelBlocks, Piece, XzBlocks};
 use rockusb_images::ByteRange;
 use rockusb_images::bmap::{BmapVerifyError, RangeVerifier};
 use rockusb_images::plan::{PlanError, PlanStats, Planner};
@@ -27,6 +28,9 @@ use xxhash_rust::xxh3::xxh3_128;
 /// Bytes per decoded chunk: the size of a Talos xz block, and a multiple of every plan
 /// block size.
 pub const CHUNK_LEN: usize = 1 << 20;
+const _: () = assert!(CHUNK_LEN as u64 == crate::source::xz_blocks::UNIT);
+/// Blocks with data the block-parallel xz decoder may hold ahead of the planner.
+const XZ_KEEP_AHEAD: usize = 16;
 /// Decoded chunks holding data in flight besides those the caller keeps before planning
 /// starts (memory: this × [`CHUNK_LEN`]).
 pub const CHUNK_POOL: usize = 8;
@@ -144,6 +148,7 @@ impl RunRecycler {
 pub fn start_decode(
     input: Box<dyn Read + Send>,
     spec: crate::source::decode::DecoderSpec,
+    xz_blocks: Option<XzBlocks>,
     keep: u64,
 ) -> (Receiver<Decoded>, SyncSender<Vec<u8>>, Vec<JoinHandle<()>>) {
     let buffers = CHUNK_POOL + keep.div_ceil(CHUNK_LEN as u64) as usize;
@@ -154,6 +159,12 @@ pub fn start_decode(
     }
     let (out_tx, out_rx) = sync_channel::<Decoded>(DECODED_QUEUE);
     let mut threads = Vec::new();
+    if let Some(blocks) = xz_blocks {
+        threads.push(std::thread::spawn(move || {
+            block_decode_stage(blocks, pool_rx, out_tx)
+        }));
+        return (out_rx, pool_tx, threads);
+    }
     let reader: Box<dyn Read + Send> = if spec.format == crate::source::Format::Raw {
         input
     } else {
@@ -286,6 +297,58 @@ fn decode_stage(
             return;
         }
     }
+}
+
+/// The decode stage for a seekable .xz file: blocks decoded in parallel, ahead of need
+/// (see [`crate::source::xz_blocks`]), cut into chunks.
+fn block_decode_stage(blocks: XzBlocks, pool: Receiver<Vec<u8>>, out: SyncSender<Decoded>) {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let mut decoder = ParallelBlocks::start(blocks, threads, XZ_KEEP_AHEAD);
+    let mut offset = 0u64;
+    let send = |chunk: Chunk| out.send(Decoded::Chunk(chunk)).is_ok();
+    while let Some(piece) = decoder.next_piece() {
+        match piece {
+            Err(error) => {
+                let _ = out.send(Decoded::Failed(StreamFailure::Decode { offset, error }));
+                return;
+            }
+            Ok(Piece::Zero(mut len)) => {
+                while len > 0 {
+                    let n = len.min(CHUNK_LEN as u64) as usize;
+                    if !send(Chunk {
+                        offset,
+                        buf: Vec::new(),
+                        len: n,
+                    }) {
+                        return;
+                    }
+                    offset += n as u64;
+                    len -= n as u64;
+                }
+            }
+            Ok(Piece::Data(data)) => {
+                for part in data.chunks(CHUNK_LEN) {
+                    let buf = if rockusb_images::zero::is_zero(part) {
+                        Vec::new()
+                    } else {
+                        let Ok(mut buf) = pool.recv() else { return };
+                        buf.resize(CHUNK_LEN, 0);
+                        buf[..part.len()].copy_from_slice(part);
+                        buf
+                    };
+                    if !send(Chunk {
+                        offset,
+                        buf,
+                        len: part.len(),
+                    }) {
+                        return;
+                    }
+                    offset += part.len() as u64;
+                }
+            }
+        }
+    }
+    let _ = out.send(Decoded::End { len: offset });
 }
 
 enum Planned {

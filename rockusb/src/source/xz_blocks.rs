@@ -1,0 +1,372 @@
+//! Decoding a seekable .xz file block by block, in parallel and ahead of need.
+//!
+//! xz blocks are independent, and the index says where each one lies. Each block is
+//! decoded on its own as a one-block stream (the file's stream header, the block, an
+//! index and footer made for it), so liblzma checks the block's own check (CRC64 for
+//! Talos) as usual.
+//!
+//! Why not liblzma's multi-threaded stream decoder for this: it must decode every byte
+//! in order, so while the writer is busy with the image's data, it can get only as far
+//! ahead as memory allows, and the long zero tail of a Talos image (1.5 GiB after
+//! ~300 MiB of data) is decoded only once the data has gone out, with the link idle. Here
+//! workers run ahead over the whole file while the writer is busy: a block that decodes
+//! to zeros costs nothing to keep (it is just a length), and a block with data is kept
+//! only near the front, else dropped and decoded again when its turn comes (CPU is
+//! spare while the link is the bottleneck). Blocks come out strictly in order, and so do
+//! errors: a damaged block is reported at its position in the image.
+
+use super::FileAt;
+use super::xz_index::XzBlock;
+use std::collections::BTreeMap;
+use std::io;
+use std::os::unix::fs::FileExt;
+use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
+
+/// Blocks must be whole multiples of this (but the last), so they map onto the flash
+/// pipeline's chunks; Talos's `xz -0 -T0` blocks are exactly this size.
+pub const UNIT: u64 = 1 << 20;
+/// Blocks larger than this are left to the stream decoder (it bounds their memory).
+pub const MAX_BLOCK: u64 = 8 << 20;
+/// How far (in blocks) the workers may scan ahead of the consumer for empty blocks.
+const MAX_SCAN_AHEAD: usize = 1 << 16;
+
+const CRC32: crc::Crc<u32> = crc::Crc::<u32>::new(&crc::CRC_32_ISO_HDLC);
+
+/// A seekable .xz file's blocks, when they suit block-parallel decoding.
+#[derive(Debug, Clone)]
+pub struct XzBlocks {
+    pub file: Arc<FileAt>,
+    pub blocks: Vec<XzBlock>,
+}
+
+impl XzBlocks {
+    /// `Some` when every block but the last is a whole number of `unit` bytes and no
+    /// block exceeds [`MAX_BLOCK`] (Talos: 1 MiB blocks), so blocks map onto chunks.
+    pub fn new(file: Arc<FileAt>, blocks: Vec<XzBlock>, unit: u64) -> Option<XzBlocks> {
+        let (last, rest) = blocks.split_last()?;
+        let fits = |b: &XzBlock| b.uncompressed_len <= MAX_BLOCK && b.uncompressed_len > 0;
+        (!rest.is_empty()
+            && rest
+                .iter()
+                .all(|b| fits(b) && b.uncompressed_len % unit == 0)
+            && fits(last))
+        .then_some(XzBlocks { file, blocks })
+    }
+}
+
+/// Decodes one block into `out` (cleared first).
+pub fn decode_block(file: &FileAt, block: &XzBlock, out: &mut Vec<u8>) -> io::Result<()> {
+    let padded = block.unpadded_len.div_ceil(4) * 4;
+    let mut stream = Vec::with_capacity(12 + padded as usize + 64);
+    stream.extend_from_slice(&block.stream_header);
+    stream.resize(12 + padded as usize, 0);
+    file.0.read_exact_at(&mut stream[12..], block.offset)?;
+    // The index: indicator, one record, padding, CRC32.
+    let index_start = stream.len();
+    stream.push(0);
+    for v in [1, block.unpadded_len, block.uncompressed_len] {
+        put_varint(&mut stream, v);
+    }
+    while (stream.len() - index_start) % 4 != 0 {
+        stream.push(0);
+    }
+    let crc = CRC32.checksum(&stream[index_start..]);
+    stream.extend_from_slice(&crc.to_le_bytes());
+    let index_len = (stream.len() - index_start) as u32;
+    // The footer: CRC32 of (backward size, flags), backward size, flags, magic.
+    let mut tail = Vec::with_capacity(6);
+    tail.extend_from_slice(&(index_len / 4 - 1).to_le_bytes());
+    tail.extend_from_slice(&block.stream_header[6..8]);
+    stream.extend_from_slice(&CRC32.checksum(&tail).to_le_bytes());
+    stream.extend_from_slice(&tail);
+    stream.extend_from_slice(b"YZ");
+
+    out.clear();
+    out.reserve(block.uncompressed_len as usize);
+    let mut decoder = liblzma::stream::Stream::new_stream_decoder(u64::MAX, 0)
+        .map_err(|e| io::Error::other(e.to_string()))?;
+    let mut input = &stream[..];
+    loop {
+        let before = decoder.total_in();
+        if out.len() == out.capacity() {
+            out.reserve(64 * 1024);
+        }
+        let status = decoder
+            .process_vec(input, out, liblzma::stream::Action::Finish)
+            .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e.to_string()))?;
+        input = &input[(decoder.total_in() - before) as usize..];
+        if status == liblzma::stream::Status::StreamEnd {
+            break;
+        }
+        if out.len() as u64 > block.uncompressed_len {
+            break;
+        }
+    }
+    if out.len() as u64 != block.uncompressed_len {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidData,
+            format!(
+                "a block decoded to {} bytes where the index says {}",
+                out.len(),
+                block.uncompressed_len
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// True for a block whose compressed size is a sliver of its decoded size, as a block
+/// of zeros is (1 MiB of zeros: ~100 bytes with `xz -0`).
+fn looks_empty(block: &XzBlock) -> bool {
+    block.unpadded_len.saturating_mul(256) <= block.uncompressed_len
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push((v as u8) | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+/// One block's decoded contents.
+pub enum Piece {
+    /// The block is all zeros.
+    Zero(u64),
+    Data(Vec<u8>),
+}
+
+enum Slot {
+    Busy,
+    Zero,
+    Data(Vec<u8>),
+    /// Decoded and found to hold data, but too far ahead to keep: decode again.
+    Redo,
+    Failed(io::Error),
+}
+
+struct State {
+    slots: BTreeMap<usize, Slot>,
+    next_scan: usize,
+    deliver: usize,
+    held: usize,
+    stop: bool,
+}
+
+struct Shared {
+    blocks: XzBlocks,
+    keep_ahead: usize,
+    state: Mutex<State>,
+    changed: Condvar,
+}
+
+/// Blocks decoded by worker threads, handed out in order.
+pub struct ParallelBlocks {
+    shared: Arc<Shared>,
+    workers: Vec<JoinHandle<()>>,
+}
+
+impl ParallelBlocks {
+    /// Starts `threads` workers; at most `keep_ahead` blocks with data are held.
+    pub fn start(blocks: XzBlocks, threads: usize, keep_ahead: usize) -> ParallelBlocks {
+        let shared = Arc::new(Shared {
+            blocks,
+            keep_ahead: keep_ahead.max(1),
+            state: Mutex::new(State {
+                slots: BTreeMap::new(),
+                next_scan: 0,
+                deliver: 0,
+                held: 0,
+                stop: false,
+            }),
+            changed: Condvar::new(),
+        });
+        let workers = (0..threads.max(1))
+            .map(|_| {
+                let shared = shared.clone();
+                std::thread::spawn(move || worker(&shared))
+            })
+            .collect();
+        ParallelBlocks { shared, workers }
+    }
+
+    /// The next block in order, `None` after the last.
+    pub fn next_piece(&mut self) -> Option<io::Result<Piece>> {
+        let shared = &self.shared;
+        let mut state = shared.state.lock().ok()?;
+        loop {
+            let i = state.deliver;
+            if i >= shared.blocks.blocks.len() {
+                return None;
+            }
+            let ready = matches!(
+                state.slots.get(&i),
+                Some(Slot::Zero | Slot::Data(_) | Slot::Failed(_))
+            );
+            if ready {
+                let slot = state.slots.remove(&i);
+                state.deliver += 1;
+                let piece = match slot {
+                    Some(Slot::Zero) => Ok(Piece::Zero(shared.blocks.blocks[i].uncompressed_len)),
+                    Some(Slot::Data(buf)) => {
+                        state.held -= 1;
+                        Ok(Piece::Data(buf))
+                    }
+                    Some(Slot::Failed(e)) => {
+                        state.stop = true;
+                        Err(e)
+                    }
+                    _ => unreachable!("checked above"),
+                };
+                shared.changed.notify_all();
+                return Some(piece);
+            }
+            state = shared.changed.wait(state).ok()?;
+        }
+    }
+}
+
+impl Drop for ParallelBlocks {
+    fn drop(&mut self) {
+        if let Ok(mut state) = self.shared.state.lock() {
+            state.stop = true;
+        }
+        self.shared.changed.notify_all();
+        for w in self.workers.drain(..) {
+            let _ = w.join();
+        }
+    }
+}
+
+fn worker(shared: &Shared) {
+    let blocks = &shared.blocks.blocks;
+    let mut buf = Vec::new();
+    loop {
+        // Pick work: a block near the front that must be (re)decoded, else scan on.
+        let i = {
+            let Ok(mut state) = shared.state.lock() else {
+                return;
+            };
+            loop {
+                if state.stop {
+                    return;
+                }
+                let front = state.deliver;
+                let window_end = (front + shared.keep_ahead).min(blocks.len());
+                // The front window first: blocks never decoded, or dropped for memory.
+                let due = (front..window_end)
+                    .find(|i| matches!(state.slots.get(i), None | Some(Slot::Redo)));
+                if let Some(i) = due {
+                    state.slots.insert(i, Slot::Busy);
+                    break i;
+                }
+                // Then scan ahead, but only blocks that compress like zeros: a block
+                // that holds data waits for the window rather than being decoded twice.
+                let limit = blocks.len().min(front.saturating_add(MAX_SCAN_AHEAD));
+                let mut i = state.next_scan.max(window_end);
+                while i < limit && (state.slots.contains_key(&i) || !looks_empty(&blocks[i])) {
+                    i += 1;
+                }
+                state.next_scan = i;
+                if i < limit {
+                    state.next_scan = i + 1;
+                    state.slots.insert(i, Slot::Busy);
+                    break i;
+                }
+                state = match shared.changed.wait(state) {
+                    Ok(s) => s,
+                    Err(_) => return,
+                };
+            }
+        };
+        let result = decode_block(&shared.blocks.file, &blocks[i], &mut buf);
+        let Ok(mut state) = shared.state.lock() else {
+            return;
+        };
+        let slot = match result {
+            Err(e) => Slot::Failed(e),
+            Ok(()) if rockusb_images::zero::is_zero(&buf) => Slot::Zero,
+            Ok(()) if i < state.deliver + shared.keep_ahead && state.held < shared.keep_ahead => {
+                state.held += 1;
+                Slot::Data(std::mem::take(&mut buf))
+            }
+            Ok(()) => Slot::Redo,
+        };
+        state.slots.insert(i, slot);
+        shared.changed.notify_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Write;
+
+    /// An .xz file of 1 MiB blocks: data, zeros, data, zeros × 6, data (short).
+    fn sample(dir: &std::path::Path) -> (Vec<u8>, std::path::PathBuf) {
+        let mib = UNIT as usize;
+        let mut image = vec![0u8; 10 * mib + 1000];
+        for (i, b) in image.iter_mut().enumerate() {
+            let block = i / mib;
+            if block == 0 || block == 2 || block == 10 {
+                *b = (i % 251) as u8 | 1;
+            }
+        }
+        let stream = liblzma::stream::MtStreamBuilder::new()
+            .threads(2)
+            .preset(0)
+            .block_size(UNIT)
+            .encoder()
+            .unwrap();
+        let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
+        enc.write_all(&image).unwrap();
+        let path = dir.join("s.xz");
+        std::fs::write(&path, enc.finish().unwrap()).unwrap();
+        (image, path)
+    }
+
+    fn blocks_of(path: &std::path::Path) -> XzBlocks {
+        let file = Arc::new(FileAt(std::fs::File::open(path).unwrap()));
+        let len = file.0.metadata().unwrap().len();
+        let info =
+            super::super::xz_index::read_index(len, |off, buf| file.0.read_exact_at(buf, off))
+                .unwrap();
+        XzBlocks::new(file, info.block_list, UNIT).expect("1 MiB blocks suit")
+    }
+
+    #[test]
+    fn blocks_come_out_in_order_with_zero_blocks_as_lengths() {
+        let dir = tempfile::tempdir().unwrap();
+        let (image, path) = sample(dir.path());
+        let mut decoder = ParallelBlocks::start(blocks_of(&path), 2, 1);
+        let mut out = Vec::new();
+        let mut zero_blocks = 0;
+        while let Some(piece) = decoder.next_piece() {
+            match piece.unwrap() {
+                Piece::Zero(n) => {
+                    zero_blocks += 1;
+                    out.resize(out.len() + n as usize, 0);
+                }
+                Piece::Data(d) => out.extend_from_slice(&d),
+            }
+        }
+        assert_eq!(zero_blocks, 8);
+        assert!(out == image);
+    }
+
+    #[test]
+    fn a_damaged_block_is_reported_at_its_place() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_, path) = sample(dir.path());
+        let blocks = blocks_of(&path);
+        let third = blocks.blocks[2];
+        let mut bytes = std::fs::read(&path).unwrap();
+        bytes[(third.offset + third.unpadded_len / 2) as usize] ^= 0x20;
+        std::fs::write(&path, &bytes).unwrap();
+        let mut decoder = ParallelBlocks::start(blocks_of(&path), 2, 4);
+        assert!(matches!(decoder.next_piece(), Some(Ok(Piece::Data(_)))));
+        assert!(matches!(decoder.next_piece(), Some(Ok(Piece::Zero(_)))));
+        assert!(matches!(decoder.next_piece(), Some(Err(_))));
+    }
+}
