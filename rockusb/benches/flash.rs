@@ -264,6 +264,7 @@ fn pipeline_only(xz: &Path) -> (u64, u64) {
             held_len: NANOPI_M6.must_write_prefix,
             run_max,
             run_pool: rockusb::ops::flash::RUN_BUDGET / run_max,
+            surplus_chunks: 0,
         },
     );
     let mut written = 0u64;

@@ -366,6 +366,7 @@ pub fn flash<T: Transport>(
             held_len,
             run_max,
             run_pool: (RUN_BUDGET / run_max).max(2),
+            surplus_chunks: pipeline::extra_buffers(held_len),
         },
     );
     threads.extend(more);

@@ -30,10 +30,10 @@ use xxhash_rust::xxh3::xxh3_128;
 pub const CHUNK_LEN: usize = 1 << 20;
 const _: () = assert!(CHUNK_LEN as u64 == crate::source::xz_blocks::UNIT);
 /// Blocks with data the block-parallel xz decoder may hold ahead of the planner.
-const XZ_KEEP_AHEAD: usize = 16;
+const XZ_KEEP_AHEAD: usize = 8;
 /// Decoded chunks holding data in flight besides those the caller keeps before planning
 /// starts (memory: this × [`CHUNK_LEN`]).
-pub const CHUNK_POOL: usize = 8;
+pub const CHUNK_POOL: usize = 6;
 /// Decoded chunks queued between decode and plan, most of them all-zero chunks, which
 /// hold no buffer: the decoder runs ahead through long zero runs (a Talos image is 85 %
 /// zeros after its data) while the writer is still busy with data, instead of
@@ -141,6 +141,11 @@ impl RunRecycler {
     }
 }
 
+/// Chunk buffers added to the pool for a caller that holds `keep` bytes.
+pub fn extra_buffers(keep: u64) -> usize {
+    keep.div_ceil(CHUNK_LEN as u64) as usize
+}
+
 /// Starts read + decode for `input`. `keep` is how many bytes the caller will receive
 /// and hold before it starts planning (the pool gets room for them on top of
 /// [`CHUNK_POOL`], or the decoder would wait for buffers the caller never returns).
@@ -151,7 +156,7 @@ pub fn start_decode(
     xz_blocks: Option<XzBlocks>,
     keep: u64,
 ) -> (Receiver<Decoded>, SyncSender<Vec<u8>>, Vec<JoinHandle<()>>) {
-    let buffers = CHUNK_POOL + keep.div_ceil(CHUNK_LEN as u64) as usize;
+    let buffers = CHUNK_POOL + extra_buffers(keep);
     let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(buffers);
     for _ in 0..buffers {
         // Zeroed allocations are mapped lazily: untouched buffers cost no memory.
@@ -367,6 +372,9 @@ pub struct PlanHashConfig {
     pub run_max: usize,
     /// Runs in flight to the writer (memory: this × `run_max`).
     pub run_pool: usize,
+    /// Chunk buffers to free instead of returning to the pool: those the decoder was
+    /// given only so the caller could hold the leading chunks (see [`start_decode`]).
+    pub surplus_chunks: usize,
 }
 
 /// Starts plan + hash over `first` (chunks already received, e.g. for the pre-flight
@@ -401,6 +409,7 @@ pub fn start_plan_hash(
         last_progress: 0,
         prefix_announced: false,
         gone: false,
+        surplus: config.surplus_chunks,
     };
     let hash = std::thread::spawn(move || hasher.run(planned_rx));
     (out_rx, RunRecycler(run_tx), vec![plan, hash])
@@ -478,6 +487,8 @@ struct HashStage {
     prefix_announced: bool,
     /// The writer has stopped listening.
     gone: bool,
+    /// Chunk buffers still to free rather than recycle.
+    surplus: usize,
 }
 
 impl HashStage {
@@ -570,7 +581,11 @@ impl HashStage {
         if self.tail.len() > TAIL_CHUNKS {
             let old = self.tail.remove(0);
             if !old.buf.is_empty() {
-                let _ = self.chunk_pool.try_send(old.buf);
+                if self.surplus > 0 {
+                    self.surplus -= 1;
+                } else {
+                    let _ = self.chunk_pool.try_send(old.buf);
+                }
             }
         }
         Ok(())
