@@ -8,45 +8,21 @@ pub const MIB: u64 = 1024 * 1024;
 /// The test image: 40 MiB, like a Talos image scaled down (EFI 8 MiB, BOOT 16 MiB).
 pub const TALOS_TEST_IMAGE_LEN: u64 = 40 * MIB;
 
-/// Deterministic filler that is never all-zero over a block.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8 | 1
-        })
-        .collect()
-}
-
-pub fn write_at(path: &Path, offset: u64, data: &[u8]) {
-    use std::io::{Seek, SeekFrom, Write};
-    let mut f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.seek(SeekFrom::Start(offset)).unwrap();
-    f.write_all(data).unwrap();
-}
+use rockusb_testkit::talos::{TalosTable, partition};
+pub use rockusb_testkit::talos::{pseudo_random, write_at};
 
 /// A Talos-shaped image: entry array at LBA 2 + 20480, EFI/BIOS/BOOT/META as in
 /// talos-overlay.md §4.1 (EFI at LBA 22528), an RKNS bootloader at sector 64 and some
 /// data at the start of EFI and BOOT. META stays zero, as in a fresh Talos image.
 pub fn talos_image(dir: &Path) -> PathBuf {
     let path = dir.join("talos.raw");
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(TALOS_TEST_IMAGE_LEN)
-        .unwrap();
-    rockusb_testkit::run(
-        Command::new("sgdisk")
-            .arg("--move-main-table=20482")
-            .args(["-n", "1:22528:+8M", "-t", "1:EF00", "-c", "1:EFI"])
-            .args([
-                "-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2",
-            ])
-            .args(["-n", "3:0:+16M", "-t", "3:8300", "-c", "3:BOOT"])
-            .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
-            .arg(&path),
+    partition(
+        &path,
+        TALOS_TEST_IMAGE_LEN,
+        TalosTable {
+            efi_mib: 8,
+            boot_mib: 16,
+        },
     );
     let mut bootloader = pseudo_random(64 * 1024, 1);
     bootloader[..4].copy_from_slice(b"RKNS");
@@ -111,20 +87,13 @@ pub const TALOS_1_11_IMAGE_LEN: u64 = 2_355_101_696;
 /// 1 MiB, BOOT 2000 MiB, META 1 MiB), no data.
 pub fn talos_full_size_table(dir: &Path) -> PathBuf {
     let path = dir.join("talos-full.raw");
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(TALOS_1_11_IMAGE_LEN)
-        .unwrap();
-    rockusb_testkit::run(
-        Command::new("sgdisk")
-            .arg("--move-main-table=20482")
-            .args(["-n", "1:22528:+100M", "-t", "1:EF00", "-c", "1:EFI"])
-            .args([
-                "-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2",
-            ])
-            .args(["-n", "3:0:+2000M", "-t", "3:8300", "-c", "3:BOOT"])
-            .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
-            .arg(&path),
+    partition(
+        &path,
+        TALOS_1_11_IMAGE_LEN,
+        TalosTable {
+            efi_mib: 100,
+            boot_mib: 2000,
+        },
     );
     path
 }

@@ -96,3 +96,4 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
     );
     out.stdout
 }
+pub mod talos;
