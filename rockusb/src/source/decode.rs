@@ -1,7 +1,9 @@
 //! Decoders for each format, as plain readers.
 //!
 //! **xz.** Talos compresses with `xz -0 -T0`: independent 1 MiB blocks, so liblzma's
-//! multi-threaded decoder can work on several blocks at once. It only does so when
+//! multi-threaded decoder can work on several blocks at once. (Flashing a seekable .xz
+//! file with such blocks uses [`super::xz_blocks`] instead; this decoder serves stdin,
+//! other block layouts and `rockusb gpt`.) It only does so when
 //! `memlimit_threading` allows the extra buffers (with the default limit it silently
 //! decodes on one thread); [`XZ_MEMLIMIT_THREADING`] allows them for Talos-sized blocks
 //! while keeping memory bounded: an image with huge blocks (e.g. `xz -9 -T0`, 192 MiB

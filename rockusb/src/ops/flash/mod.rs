@@ -297,7 +297,12 @@ pub fn flash<T: Transport>(
     if first_len == 0 {
         return Err(FlashError::Stream(format!("{name} decodes to nothing")));
     }
-    let image_len = known_len.or(ended);
+    // A bmap knows the length too (a gzip or zstd stream does not say it up front).
+    let bmap_len = match &options.mode {
+        FlashMode::Bmap(bmap) => Some(bmap.image_size),
+        _ => None,
+    };
+    let image_len = known_len.or(ended).or(bmap_len);
 
     // Pre-flight: on the raw file itself when there is one (its backup GPT is readable
     // now), else on the decoded start.
@@ -318,9 +323,6 @@ pub fn flash<T: Transport>(
     }
     let mut warnings = Vec::new();
     for w in checked.warnings() {
-        if matches!(options.mode, FlashMode::Bmap(_)) && matches!(w, Finding::ImageLengthUnknown) {
-            continue;
-        }
         warnings.push(w.to_string());
         observer.event(Event::Warning {
             message: w.to_string(),

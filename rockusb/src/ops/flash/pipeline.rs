@@ -4,7 +4,12 @@
 //! - **read** pulls the stored (compressed) bytes in 1 MiB pieces, so a slow disk or pipe
 //!   and the decoder overlap;
 //! - **decode** fills 1 MiB chunks from a fixed pool of buffers; an empty pool is the
-//!   back-pressure that bounds memory whatever the image size;
+//!   back-pressure that bounds memory whatever the image size. An all-zero chunk travels
+//!   as a bare length, so decoding runs ahead through zero runs. A seekable .xz file
+//!   whose index shows Talos-style 1 MiB blocks skips the read stage: its blocks are
+//!   decoded in parallel and out of order, ahead of need ([`crate::source::xz_blocks`]);
+//!   anything else (stdin, gzip, zstd, raw, other block sizes) goes through one
+//!   streaming decoder (liblzma's multi-threaded one for .xz);
 //! - **plan** runs the `images` planner (zero scan, must-write regions, bmap ranges);
 //! - **hash** checks bmap range checksums and copies the planned extents into *runs*:
 //!   contiguous bytes of at most one write command, each with an xxh3-128 digest for
