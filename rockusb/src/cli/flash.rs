@@ -158,10 +158,16 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         if let Some((_, len)) = report.wiped {
             text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
         }
-        text += match &report.verify {
-            VerifyOutcome::Verified { .. } => "; verified by reading back",
-            VerifyOutcome::Skipped => "; not verified (--no-verify)",
-            VerifyOutcome::ReadWall { .. } => "; verified below 32 MiB only (see the warning)",
+        text += &match &report.verify {
+            VerifyOutcome::Verified { bytes } => format!(
+                "; verified {} by reading back ({} of it while waiting for the image)",
+                human_bytes(*bytes),
+                human_bytes(report.verified_during_write)
+            ),
+            VerifyOutcome::Skipped => "; not verified (--no-verify)".into(),
+            VerifyOutcome::ReadWall { .. } => {
+                "; verified below 32 MiB only (see the warning)".into()
+            }
         };
         text
     });
