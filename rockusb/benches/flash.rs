@@ -377,19 +377,14 @@ fn filler(len: usize, seed: u64, random_part: f64) -> Vec<u8> {
 
 /// Writes the image; returns its non-zero byte count.
 fn build_image(path: &Path) -> u64 {
-    let f = std::fs::File::create(path).unwrap();
-    f.set_len(IMAGE_LEN).unwrap();
-    drop(f);
-    run(Command::new("sgdisk")
-        .arg("--move-main-table=20482")
-        .args(["-n", "1:22528:+100M", "-t", "1:EF00", "-c", "1:EFI"])
-        .args([
-            "-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2",
-        ])
-        .args(["-n", "3:0:+1800M", "-t", "3:8300", "-c", "3:BOOT"])
-        .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
-        .arg(path)
-        .stdout(Stdio::null()));
+    rockusb_testkit::talos::partition(
+        path,
+        IMAGE_LEN,
+        rockusb_testkit::talos::TalosTable {
+            efi_mib: 100,
+            boot_mib: 1800,
+        },
+    );
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
     let mut total = 0u64;
     let mut put = |offset: u64, data: &[u8]| {

@@ -20,24 +20,7 @@ pub const BOOT_LBA: u64 = EFI_LBA + 8 * 2048 + 2048;
 pub const META_LBA: u64 = BOOT_LBA + 16 * 2048;
 pub const META_LEN: u64 = MIB;
 
-/// Deterministic filler that is never all-zero over a block.
-pub fn pseudo_random(len: usize, seed: u64) -> Vec<u8> {
-    let mut x = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1;
-    (0..len)
-        .map(|_| {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            (x >> 24) as u8 | 1
-        })
-        .collect()
-}
-
-pub fn write_at(path: &Path, offset: u64, data: &[u8]) {
-    use std::os::unix::fs::FileExt;
-    let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    f.write_all_at(data, offset).unwrap();
-}
+pub use rockusb_testkit::talos::{pseudo_random, write_at};
 
 /// True when the tools the image builder needs are installed (else the test is skipped,
 /// or fails under CI).
@@ -54,20 +37,13 @@ pub fn tools(test: &str) -> bool {
 /// 4 KiB: an ADV header).
 pub fn talos_image(dir: &Path) -> PathBuf {
     let path = dir.join("talos.raw");
-    std::fs::File::create(&path)
-        .unwrap()
-        .set_len(IMAGE_LEN)
-        .unwrap();
-    rockusb_testkit::run(
-        Command::new("sgdisk")
-            .arg("--move-main-table=20482")
-            .args(["-n", "1:22528:+8M", "-t", "1:EF00", "-c", "1:EFI"])
-            .args([
-                "-n", "2:0:+1M", "-t", "2:EF02", "-c", "2:BIOS", "-A", "2:set:2",
-            ])
-            .args(["-n", "3:0:+16M", "-t", "3:8300", "-c", "3:BOOT"])
-            .args(["-n", "4:0:+1M", "-t", "4:8300", "-c", "4:META"])
-            .arg(&path),
+    rockusb_testkit::talos::partition(
+        &path,
+        IMAGE_LEN,
+        rockusb_testkit::talos::TalosTable {
+            efi_mib: 8,
+            boot_mib: 16,
+        },
     );
     // u-boot-rockchip.bin: the idbloader, then 0xFF padding up to u-boot.itb at 8 MiB,
     // so the first 8 MiB hold no zero block at all (as in a real image).
