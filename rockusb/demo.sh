@@ -1,12 +1,20 @@
 #!/usr/bin/env bash
-# The main job, end to end: put a loader on a board in MaskROM, then write an image to its
-# eMMC and read it back. With no board attached (or ROCKUSB_VIRTUAL set) it runs against
-# the virtual NanoPi M6, using the labelled stand-in loader.
+# The main job, end to end: start a loader on a board in MaskROM, then flash a Talos-shaped
+# .raw.xz onto its eMMC (streamed, zero runs skipped where safe, verified by reading back)
+# and print the partition table the board now holds.
 #
-#   rockusb/demo.sh                 # virtual board unless a real one is attached
-#   ROCKUSB_LOADER=rk3588_spl_loader_v1.16.113.bin rockusb/demo.sh   # a real board
+# With no board attached it runs against the virtual NanoPi M6 and its labelled stand-in
+# loader. For a real board in MaskROM, name a real loader:
+#   ROCKUSB_LOADER=rk3588_spl_loader_v1.16.113.bin rockusb/demo.sh
 set -euo pipefail
 cd "$(dirname "$0")/.."
+
+for tool in sgdisk xz; do
+    if ! command -v "$tool" >/dev/null; then
+        echo "demo.sh builds its test image with sgdisk and xz: sudo apt-get install gdisk xz-utils" >&2
+        exit 1
+    fi
+done
 
 cargo build --release -q -p rockusb
 rockusb=$PWD/target/release/rockusb
@@ -27,13 +35,25 @@ else
     run loader standin -o "$loader"
 fi
 
+# A 256 MiB Talos-shaped image: GPT entries at LBA 2 + 20480 and EFI/BIOS/BOOT/META as the
+# Talos imager lays them out, an ID block at sector 64, some data in EFI and BOOT, then
+# compressed the way Talos does (xz -0 -T0).
+image=$work/talos-demo.raw
+say "build a Talos-shaped image (sgdisk, xz -0 -T0)"
+truncate -s 256M "$image"
+sgdisk --move-main-table=20482 \
+    -n 1:22528:+64M -t 1:EF00 -c 1:EFI \
+    -n 2:0:+1M -t 2:EF02 -c 2:BIOS -A 2:set:2 \
+    -n 3:0:+160M -t 3:8300 -c 3:BOOT \
+    -n 4:0:+1M -t 4:8300 -c 4:META "$image" >/dev/null
+{ printf 'RKNS'; head -c 200000 /dev/urandom; } | dd of="$image" bs=512 seek=64 conv=notrunc status=none
+head -c $((8 << 20)) /dev/urandom | dd of="$image" bs=1M seek=11 conv=notrunc status=none
+head -c $((24 << 20)) /dev/urandom | dd of="$image" bs=1M seek=80 conv=notrunc status=none
+xz -0 -T0 -k "$image"
+ls -l "$image" "$image.xz"
+
 run list
 run boot "$loader"
 run info
-
-# A 16 MiB image: random data, written at sector 0 and read back.
-head -c $((16 << 20)) /dev/urandom > "$work/image.raw"
-run write 0 "$work/image.raw"
-run read 0 $((16 << 11)) -o "$work/readback.raw"
-say "cmp image.raw readback.raw"
-cmp "$work/image.raw" "$work/readback.raw" && echo "identical: $(stat -c %s "$work/image.raw") bytes"
+run flash "$image.xz"
+run gpt
