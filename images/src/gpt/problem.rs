@@ -50,7 +50,8 @@ pub enum GptProblem {
         recorded: u64,
     },
     #[error(
-        "the primary header places the backup header at LBA {alternate_lba}, but the last LBA of the {len_what} is {last_lba}"
+        "the primary header places the backup header at LBA {alternate_lba}, but the last LBA of the {len_what} is {last_lba}{}",
+        backup_short_hint(*alternate_lba, *last_lba)
     )]
     BackupNotAtEnd {
         alternate_lba: u64,
@@ -140,5 +141,16 @@ impl GptProblem {
             self,
             GptProblem::HybridMbr { .. } | GptProblem::MbrWithoutProtectiveEntry { .. }
         )
+    }
+}
+
+/// A table that ends before the storage does is what an image smaller than the storage
+/// leaves behind; say so, since it is expected right after flashing.
+fn backup_short_hint(alternate_lba: u64, last_lba: u64) -> &'static str {
+    if alternate_lba < last_lba {
+        " (expected right after flashing an image smaller than the storage: Talos moves the \
+         backup table to the end at first boot, as `sgdisk -e` does)"
+    } else {
+        ""
     }
 }
