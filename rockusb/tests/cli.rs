@@ -373,3 +373,46 @@ fn wait_returns_when_enough_boards_are_in_the_mode_and_times_out_otherwise() {
     let err = b.fails("a,b", &["wait", "--mode", "loader", "--timeout", "0"]);
     assert!(err.contains("0 of 1 board(s) in loader mode"), "{err}");
 }
+
+#[test]
+fn a_raw_ddr_and_usbplug_pair_boots_and_arrives_unscrambled_on_rk3588() {
+    let Some(data) = rockusb_testkit::testdata("a_raw_ddr_and_usbplug_pair_boots") else {
+        return;
+    };
+    let b = Bench::new(&["m6"]);
+    let components = data.join("rkbin_components");
+    let pick = |prefix: &str| -> PathBuf {
+        let mut found: Vec<PathBuf> = std::fs::read_dir(&components)
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
+            .collect();
+        found.sort();
+        found
+            .pop()
+            .unwrap_or_else(|| panic!("no {prefix}* in {}", components.display()))
+    };
+    let ddr = pick("rk3588_ddr");
+    let usbplug = pick("rk3588_usbplug");
+    b.ok(
+        "m6",
+        &[
+            "boot",
+            "--ddr",
+            ddr.to_str().unwrap(),
+            "--spl",
+            usbplug.to_str().unwrap(),
+        ],
+    );
+    let board = b.board("m6");
+    assert_eq!(board.state().mode, Mode::Loader);
+    // RK3588's BootROM takes plain data: the blobs arrive as they are on disk.
+    assert_eq!(
+        board.received(0x471).unwrap(),
+        vec![std::fs::read(&ddr).unwrap()]
+    );
+    assert_eq!(
+        board.received(0x472).unwrap(),
+        vec![std::fs::read(&usbplug).unwrap()]
+    );
+}

@@ -159,7 +159,13 @@ fn boot_plan(
                 data: read_file(path, what)?,
             })
         };
-        let raw = RawLoader::from_pair(soc, stage(ddr, "DDR init")?, stage(spl, "SPL/usbplug")?)?;
+        let (ddr, spl) = (stage(ddr, "DDR init")?, stage(spl, "SPL/usbplug")?);
+        // U-Boot's own maskrom pair gets its load-address check as well.
+        let raw = if ddr.name.ends_with("usb471.bin") && spl.name.ends_with("usb472.bin") {
+            RawLoader::from_uboot_pair(soc, ddr.data, spl.data)?
+        } else {
+            RawLoader::from_pair(soc, ddr, spl)?
+        };
         for note in raw.notes() {
             crate::ops::Observer::event(
                 out,
