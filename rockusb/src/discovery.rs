@@ -89,6 +89,7 @@ fn access_hint(error: &TransportError) -> &'static str {
 }
 
 /// Where boards are looked for.
+#[derive(Clone)]
 pub enum Bus {
     Usb(rusb::Context),
     Virtual(VirtualBus),

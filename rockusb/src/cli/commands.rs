@@ -60,6 +60,7 @@ pub fn run(cli: Cli) -> Result<()> {
                 Command::Flash(args) => {
                     super::flash::flash(&bus, cli.device.as_deref(), args, &mut out)
                 }
+                Command::Fleet(args) => super::fleet::run(&bus, args, cli.json),
                 Command::Backup(args) => {
                     super::flash::backup(&bus, cli.device.as_deref(), args, &mut out)
                 }

@@ -23,7 +23,7 @@ use rockusb_loaders::LoaderContainer;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
-#[derive(Debug, Args)]
+#[derive(Debug, Clone, Args)]
 pub struct FlashArgs {
     /// The image: .raw, .raw.xz, .gz, .zst, or - for stdin (the format is read from the
     /// content, not the name).

@@ -4,6 +4,7 @@
 
 pub mod commands;
 pub mod flash;
+pub mod fleet;
 pub mod loader_cmd;
 pub mod output;
 pub mod select;
@@ -79,6 +80,9 @@ pub enum Command {
     /// Write a disk image (e.g. a Talos .raw.xz) onto the board's storage: streamed,
     /// zero runs skipped where safe, verified by reading back.
     Flash(flash::FlashArgs),
+    /// A provisioning station: flash every board that shows up (in parallel), verify, and
+    /// reset it; the next board on a freed port is taken in turn.
+    Fleet(fleet::FleetArgs),
     /// Read the board's storage into a compressed image.
     Backup(flash::BackupArgs),
     /// Print the partition table of the board's storage or of an image file.

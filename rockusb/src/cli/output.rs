@@ -9,11 +9,44 @@ use std::io::Write;
 pub struct Output {
     json: bool,
     bar: Option<ProgressBar>,
+    /// The board this output speaks for when several work at once (`fleet`): JSON lines
+    /// carry it as `"board"`, text lines start with it, and there are no progress bars.
+    label: Option<String>,
 }
 
 impl Output {
     pub fn new(json: bool) -> Self {
-        Output { json, bar: None }
+        Output {
+            json,
+            bar: None,
+            label: None,
+        }
+    }
+
+    /// An output for one of several boards working at once.
+    pub fn labelled(json: bool, label: &str) -> Self {
+        Output {
+            json,
+            bar: None,
+            label: Some(label.to_string()),
+        }
+    }
+
+    /// Prints one JSON line, tagged with the board when labelled.
+    fn json_line(&self, mut value: serde_json::Value) {
+        if let (Some(label), Some(map)) = (&self.label, value.as_object_mut()) {
+            map.insert("board".into(), label.clone().into());
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+    }
+
+    /// Prints a line for a person on stderr, prefixed with the board when labelled.
+    fn say(&self, text: &str) {
+        match &self.label {
+            Some(label) => eprintln!("[{label}] {text}"),
+            None => eprintln!("{text}"),
+        }
     }
 
     pub fn json(&self) -> bool {
@@ -23,12 +56,13 @@ impl Output {
     /// Prints a final result: a JSON object in JSON mode, else the text.
     pub fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {
-            let line = serde_json::json!({ "event": "result", "result": value });
-            println!("{line}");
+            self.json_line(serde_json::json!({ "event": "result", "result": value }));
         } else {
             let text = text();
-            if !text.is_empty() {
-                println!("{text}");
+            match (&self.label, text.is_empty()) {
+                (_, true) => {}
+                (Some(label), false) => println!("[{label}] {text}"),
+                (None, false) => println!("{text}"),
             }
         }
     }
@@ -50,25 +84,26 @@ impl Output {
 impl Observer for Output {
     fn event(&mut self, event: Event) {
         if self.json {
-            if let Ok(line) = serde_json::to_string(&event) {
-                let mut out = std::io::stdout().lock();
-                let _ = writeln!(out, "{line}");
+            if let Ok(value) = serde_json::to_value(&event) {
+                self.json_line(value);
             }
             return;
         }
         match event {
             Event::AreaStart { area, name, bytes } => {
-                eprintln!("sending {name} ({bytes} bytes) to area {area}")
+                self.say(&format!("sending {name} ({bytes} bytes) to area {area}"))
             }
             Event::AreaDone { .. } => {}
             Event::WaitingForLoader { port_path } => {
-                eprintln!("waiting for the loader on {port_path}")
+                self.say(&format!("waiting for the loader on {port_path}"))
             }
             Event::LoaderUp { port_path, address } => {
-                eprintln!("loader is up on {port_path} (address {address})")
+                self.say(&format!("loader is up on {port_path} (address {address})"))
             }
             Event::PhaseStart { phase, total_bytes } => {
-                self.bar = Some(Self::bar(total_bytes, &phase));
+                if self.label.is_none() {
+                    self.bar = Some(Self::bar(total_bytes, &phase));
+                }
             }
             Event::Progress { done_bytes, .. } => {
                 if let Some(bar) = &self.bar {
@@ -88,7 +123,9 @@ impl Observer for Output {
                 } else {
                     0.0
                 };
-                eprintln!("{phase}: {bytes} bytes in {seconds:.2} s ({rate:.1} MB/s)");
+                self.say(&format!(
+                    "{phase}: {bytes} bytes in {seconds:.2} s ({rate:.1} MB/s)"
+                ));
             }
             Event::WriteTotals {
                 written_bytes,
@@ -102,7 +139,7 @@ impl Observer for Output {
                     ));
                 }
             }
-            Event::Warning { message } => eprintln!("warning: {message}"),
+            Event::Warning { message } => self.say(&format!("warning: {message}")),
         }
     }
 }
