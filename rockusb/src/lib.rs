@@ -12,6 +12,7 @@ pub mod cli;
 pub mod client;
 pub mod discovery;
 pub mod ops;
+pub mod positional;
 pub mod protocol;
 pub mod source;
 pub mod transport;

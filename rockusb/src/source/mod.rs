@@ -12,9 +12,9 @@ pub mod xz_index;
 
 pub use sniff::{Format, Sniffed};
 
+use crate::positional::PositionalFile;
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
 #[derive(Debug, thiserror::Error)]

@@ -17,9 +17,9 @@
 
 use super::FileAt;
 use super::xz_index::XzBlock;
+use crate::positional::PositionalFile;
 use std::collections::BTreeMap;
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
 

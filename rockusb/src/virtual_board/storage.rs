@@ -1,9 +1,9 @@
 //! File-backed storage for the virtual board: one sparse file per storage device, so a
 //! 32 GiB eMMC costs only the blocks actually written.
 
+use crate::positional::PositionalFile;
 use std::fs::{File, OpenOptions};
 use std::io;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 /// One storage device backed by a sparse file.
@@ -81,6 +81,12 @@ impl BackingStore {
     }
 }
 
+#[cfg(not(target_os = "linux"))]
+fn punch_hole(_file: &File, _offset: u64, _len: u64) -> io::Result<()> {
+    Err(io::Error::from(io::ErrorKind::Unsupported))
+}
+
+#[cfg(target_os = "linux")]
 fn punch_hole(file: &File, offset: u64, len: u64) -> io::Result<()> {
     use std::os::fd::AsRawFd;
     let (Ok(offset), Ok(len)) = (i64::try_from(offset), i64::try_from(len)) else {
