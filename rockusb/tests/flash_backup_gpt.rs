@@ -27,15 +27,7 @@ fn gpt_prints_the_table_of_an_image_and_of_the_flashed_storage() {
     }
     board(root, false);
     let loader = standin(root);
-    let flash = rockusb(
-        root,
-        &[
-            "flash",
-            xz.to_str().unwrap(),
-            "--loader",
-            loader.to_str().unwrap(),
-        ],
-    );
+    let flash = flash(root, &xz, &loader, &[]);
     assert!(flash.status.success(), "{}", text(&flash));
     let out = rockusb(root, &["gpt"]);
     assert!(out.status.success(), "{}", text(&out));
@@ -64,15 +56,7 @@ fn backup_reads_the_storage_into_an_xz_file_that_decodes_to_it() {
     let image = std::fs::read(&raw).unwrap();
     board(root, false);
     let loader = standin(root);
-    let flash = rockusb(
-        root,
-        &[
-            "flash",
-            raw.to_str().unwrap(),
-            "--loader",
-            loader.to_str().unwrap(),
-        ],
-    );
+    let flash = flash(root, &raw, &loader, &[]);
     assert!(flash.status.success(), "{}", text(&flash));
     let out_path = root.join("backup.raw.xz");
     let out = rockusb(

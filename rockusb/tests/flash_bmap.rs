@@ -63,17 +63,11 @@ fn bmaptool_fixture_flashes_and_verifies_in_every_format_version() {
             )
             .unwrap();
         let bmap = bmap_dir.join(format!("bmaptool__test.image.bmap.v{version}"));
-        let out = rockusb(
+        let out = flash(
             root,
-            &[
-                "--json",
-                "flash",
-                bmap_dir.join("bmaptool__test.image.gz").to_str().unwrap(),
-                "--bmap",
-                bmap.to_str().unwrap(),
-                "--loader",
-                loader.to_str().unwrap(),
-            ],
+            &bmap_dir.join("bmaptool__test.image.gz"),
+            &loader,
+            &["--json", "--bmap", bmap.to_str().unwrap()],
         );
         assert!(out.status.success(), "bmap v{version}: {}", text(&out));
         let result = json_result(&out);
@@ -153,17 +147,11 @@ fn a_bmaptool_bmap_of_a_talos_image_writes_its_ranges_and_stops_at_a_wrong_one()
     board(root, false);
     let stale = plant_stale(root);
     let loader = standin(root);
-    let out = rockusb(
+    let out = flash(
         root,
-        &[
-            "--json",
-            "flash",
-            xz.to_str().unwrap(),
-            "--bmap",
-            bmap_path.to_str().unwrap(),
-            "--loader",
-            loader.to_str().unwrap(),
-        ],
+        &xz,
+        &loader,
+        &["--json", "--bmap", bmap_path.to_str().unwrap()],
     );
     assert!(out.status.success(), "{}", text(&out));
     let emmc_after = emmc(root);

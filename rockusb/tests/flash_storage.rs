@@ -20,18 +20,7 @@ fn storage_sd_writes_the_sd_card_and_leaves_the_emmc_alone() {
     board(root, false);
     let loader = standin(root);
     let emmc_before = emmc(root);
-    let out = rockusb(
-        root,
-        &[
-            "--json",
-            "flash",
-            xz.to_str().unwrap(),
-            "--storage",
-            "sd",
-            "--loader",
-            loader.to_str().unwrap(),
-        ],
-    );
+    let out = flash(root, &xz, &loader, &["--json", "--storage", "sd"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_eq!(json_result(&out)["storage"], "sd");
     let sd = open_board(root)
@@ -66,16 +55,7 @@ fn mainline_uboot_loader_flashes_without_knowing_the_storage_size() {
     })
     .unwrap();
     let loader = standin(root);
-    let out = rockusb(
-        root,
-        &[
-            "--json",
-            "flash",
-            raw.to_str().unwrap(),
-            "--loader",
-            loader.to_str().unwrap(),
-        ],
-    );
+    let out = flash(root, &raw, &loader, &["--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let result = json_result(&out);
     assert_eq!(result["capacity"], serde_json::Value::Null);

@@ -38,16 +38,7 @@ fn sparse_xz_flash_writes_every_must_write_region_and_non_zero_block_and_removes
     let root = dir.path();
     let xz = xz(&paths.raw);
     let before = emmc(root);
-    let out = rockusb(
-        root,
-        &[
-            "--json",
-            "flash",
-            xz.to_str().unwrap(),
-            "--loader",
-            paths.loader.to_str().unwrap(),
-        ],
-    );
+    let out = flash(root, &xz, &paths.loader, &["--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let after = emmc(root);
     assert_flashed(&after, &image);
@@ -94,16 +85,7 @@ fn full_gz_flash_writes_every_byte_of_the_image() {
     };
     let root = dir.path();
     let gz = compress(&paths.raw, "gzip", &["-6"], "gz");
-    let out = rockusb(
-        root,
-        &[
-            "flash",
-            gz.to_str().unwrap(),
-            "--full",
-            "--loader",
-            paths.loader.to_str().unwrap(),
-        ],
-    );
+    let out = flash(root, &gz, &paths.loader, &["--full"]);
     assert!(out.status.success(), "{}", text(&out));
     let after = emmc(root);
     assert!(
@@ -138,17 +120,11 @@ fn raw_image_with_small_commands_is_verified() {
         return;
     };
     let root = dir.path();
-    let out = rockusb(
+    let out = flash(
         root,
-        &[
-            "--json",
-            "flash",
-            paths.raw.to_str().unwrap(),
-            "--command-sectors",
-            "128",
-            "--loader",
-            paths.loader.to_str().unwrap(),
-        ],
+        &paths.raw,
+        &paths.loader,
+        &["--json", "--command-sectors", "128"],
     );
     assert!(out.status.success(), "{}", text(&out));
     assert_flashed(&emmc(root), &image);
@@ -167,16 +143,7 @@ fn a_loader_with_the_32_mib_read_wall_is_reported_not_taken_for_a_bad_write() {
     };
     let root = dir.path();
     let xz = xz(&paths.raw);
-    let out = rockusb(
-        root,
-        &[
-            "--json",
-            "flash",
-            xz.to_str().unwrap(),
-            "--loader",
-            paths.loader.to_str().unwrap(),
-        ],
-    );
+    let out = flash(root, &xz, &paths.loader, &["--json"]);
     assert!(out.status.success(), "{}", text(&out));
     assert_flashed(&emmc(root), &image);
     let result = json_result(&out);
@@ -215,15 +182,7 @@ fn a_stream_corrupt_half_way_says_what_was_written_and_a_rerun_repairs_it() {
     let bad = dir.path().join("bad.raw.xz");
     std::fs::write(&bad, &xz_bytes).unwrap();
 
-    let out = rockusb(
-        root,
-        &[
-            "flash",
-            bad.to_str().unwrap(),
-            "--loader",
-            paths.loader.to_str().unwrap(),
-        ],
-    );
+    let out = flash(root, &bad, &paths.loader, &[]);
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("corrupt"), "{stderr}");
@@ -247,15 +206,7 @@ fn a_stream_corrupt_half_way_says_what_was_written_and_a_rerun_repairs_it() {
     assert_eq!(board.state().mode, Mode::Maskrom);
     drop(board);
 
-    let again = rockusb(
-        root,
-        &[
-            "flash",
-            xz_path.to_str().unwrap(),
-            "--loader",
-            paths.loader.to_str().unwrap(),
-        ],
-    );
+    let again = flash(root, &xz_path, &paths.loader, &[]);
     assert!(again.status.success(), "{}", text(&again));
     assert_flashed(&emmc(root), &image);
 }

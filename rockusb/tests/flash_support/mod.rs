@@ -259,3 +259,16 @@ pub struct StaleRegions {
 pub fn range(data: &[u8], r: &std::ops::Range<u64>) -> Vec<u8> {
     data[r.start as usize..r.end as usize].to_vec()
 }
+
+/// Runs `rockusb flash IMAGE --loader LOADER` with `extra` arguments (global ones such as
+/// `--json` included) against the board under `root`.
+pub fn flash(root: &Path, image: &Path, loader: &Path, extra: &[&str]) -> Output {
+    let mut args = vec![
+        "flash",
+        image.to_str().unwrap(),
+        "--loader",
+        loader.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    rockusb(root, &args)
+}
