@@ -18,7 +18,16 @@ if [ -d "$testdata" ]; then
     cp -n "$testdata"/disk_images/*.img corpus/gpt_report/ 2>/dev/null || true
     cp -n "$testdata"/bmap/*bmap* corpus/bmap_parse/ 2>/dev/null || true
 fi
-for target in gpt_report bmap_parse plan_chunks; do
+# Seed the file-system target with small ext2 and ext4 images (XFS cannot be made this
+# small; tests/fs_readers.rs mutates real XFS images instead).
+if command -v mke2fs >/dev/null 2>&1; then
+    mkdir -p corpus/fs_free_space
+    for fs_type in ext2 ext4; do
+        seed="corpus/fs_free_space/seed-$fs_type.img"
+        [ -e "$seed" ] || { truncate -s 1M "$seed" && mke2fs -q -F -t "$fs_type" "$seed"; } || rm -f "$seed"
+    done
+fi
+for target in gpt_report bmap_parse plan_chunks fs_free_space; do
     echo "== fuzzing $target for ${seconds}s"
     mkdir -p "corpus/$target"
     cargo fuzz run "$target" "corpus/$target" -- \

@@ -11,6 +11,9 @@
 //! - [`gpt`]: protective MBR, both GPT copies, CRCs, entries, a printable table and a
 //!   precise list of problems ([`gpt::GptReport`]).
 //! - [`regions`]: must-write regions (prefix, META, layout ranges) and the trailing wipe.
+//! - [`fs`]: XFS, FAT and ext2/3/4 free-space accounting (what a file system calls free).
+//! - [`sparse`]: which zero runs a sparse flash may skip (free space, gaps between
+//!   partitions) and which it must write, per partition, with the reason.
 //! - [`plan`]: the streaming write planner (sparse / full / bmap-mapped).
 //! - [`zero`]: the word-wise zero test the planner uses.
 //! - [`bmap`]: bmaptool XML 1.x/2.0 parsing, file checksum, streaming range verifier.
@@ -75,12 +78,14 @@
 #[cfg(feature = "bmap")]
 pub mod bmap;
 pub mod bootloader;
+pub mod fs;
 pub mod gpt;
 pub mod layout;
 pub mod plan;
 pub mod preflight;
 pub mod read_at;
 pub mod regions;
+pub mod sparse;
 pub mod units;
 pub mod zero;
 

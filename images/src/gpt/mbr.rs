@@ -30,6 +30,43 @@ pub fn parse_mbr(sector0: &[u8; 512]) -> MbrKind {
     }
 }
 
+/// One used entry of a classic MBR's four-entry table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MbrPartition {
+    /// 1-based slot, as `fdisk` numbers primary partitions.
+    pub number: u32,
+    pub type_byte: u8,
+    pub first_lba: u32,
+    pub sectors: u32,
+}
+
+impl MbrPartition {
+    /// An extended partition: a container whose logical partitions are described by
+    /// further tables inside it (types 0x05, 0x0F, 0x85).
+    pub fn is_extended(&self) -> bool {
+        matches!(self.type_byte, 0x05 | 0x0F | 0x85)
+    }
+}
+
+/// The used primary entries (non-zero type and size) of a signed MBR; empty without the
+/// 0x55AA signature.
+pub fn mbr_partitions(sector0: &[u8; 512]) -> Vec<MbrPartition> {
+    if sector0[510..512] != [0x55, 0xAA] {
+        return Vec::new();
+    }
+    sector0[446..510]
+        .chunks_exact(16)
+        .enumerate()
+        .map(|(i, e)| MbrPartition {
+            number: i as u32 + 1,
+            type_byte: e[4],
+            first_lba: u32::from_le_bytes([e[8], e[9], e[10], e[11]]),
+            sectors: u32::from_le_bytes([e[12], e[13], e[14], e[15]]),
+        })
+        .filter(|p| p.type_byte != 0 && p.sectors != 0)
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
