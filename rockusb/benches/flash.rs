@@ -1,8 +1,8 @@
 //! Flash benchmark (not a test): `cargo bench -p rockusb --bench flash`.
 //!
-//! Builds a 2 GiB Talos-shaped image (sgdisk GPT with the 20480-sector offset, EFI 100 MiB,
-//! BIOS, BOOT 1800 MiB, META; ~300 MiB of non-zero data: bootloader, EFI files, kernel,
-//! initramfs and scattered file-system blocks, part random, part text-like),
+//! Builds a 2 GiB Talos-shaped image (sgdisk GPT with the 20480-sector offset, EFI 100 MiB
+//! FAT32 made by mkfs.vfat, BIOS, BOOT 1800 MiB XFS made by mkfs.xfs, META; ~300 MiB of
+//! data: bootloader, EFI files, kernel and initramfs, part random, part text-like),
 //! compresses it with `xz -0 -T0` as Talos does, and prints in one run:
 //!
 //! 1. the throughput of decode + zero scan + hashing (the flash pipeline without USB),
@@ -12,7 +12,10 @@
 //!    command) and its ratio to the model's bound, bytes that must cross the link ÷
 //!    link rate (target ≤ 1.10), for the sparse default and for `--full`, each with
 //!    its read-back verification (the default) and with `--no-verify`;
-//! 3. the peak RSS of each `rockusb flash` process (target < 100 MiB).
+//! 3. the peak RSS of each `rockusb flash` process (target < 100 MiB);
+//! 4. bytes written by the sparse flash, which skips zeros only in the file systems'
+//!    free space, against skipping every zero block (what the planner alone would do,
+//!    and what corrupts a used board).
 //!
 //! Set ROCKUSB_BENCH_DIR to keep the image between runs (it is rebuilt when missing),
 //! ROCKUSB_BENCH_ONLY=sparse to leave out the (long) `--full` flash.
@@ -39,9 +42,11 @@ fn main() {
         eprintln!("the flash benchmark runs under `cargo bench -p rockusb --bench flash`");
         return;
     }
-    for tool in ["sgdisk", "xz"] {
+    for tool in ["sgdisk", "xz", "mkfs.xfs", "mkfs.vfat", "mcopy"] {
         if !rockusb_testkit::tool_available(tool) {
-            eprintln!("the flash benchmark needs `{tool}` (gdisk, xz-utils)");
+            eprintln!(
+                "the flash benchmark needs `{tool}` (gdisk, xz-utils, xfsprogs, dosfstools, mtools)"
+            );
             return;
         }
     }
@@ -56,7 +61,7 @@ fn main() {
     } else {
         eprintln!("building a 2 GiB Talos-shaped image in {} …", dir.display());
         let raw = dir.join("talos-bench.raw");
-        let n = build_image(&raw);
+        let n = build_image(&raw, &dir);
         let t = Instant::now();
         run(Command::new("xz").args(["-0", "-T0", "-f"]).arg(&raw));
         eprintln!("xz -0 -T0: {:.1} s", t.elapsed().as_secs_f64());
@@ -114,7 +119,7 @@ fn main() {
         xz_secs / pipeline_secs
     );
     println!(
-        "  planned: {} to write, {} skipped",
+        "  skipping every zero block (no file-system awareness): {} to write, {} skipped",
         mb(planned.0),
         mb(planned.1)
     );
@@ -221,6 +226,24 @@ fn main() {
             "  peak RSS {:.1} MiB (target < 100)",
             max_rss_kib as f64 / 1024.0
         );
+        if let Some(parts) = result["partitions"].as_array().filter(|p| !p.is_empty()) {
+            println!(
+                "  written {} vs {} when every zero block is skipped (+{}):",
+                mb(written),
+                mb(planned.0),
+                mb(written.saturating_sub(planned.0))
+            );
+            for p in parts {
+                println!(
+                    "    {:>5} {:<6} wrote {:>10}, skipped {:>10} ({})",
+                    p["name"].as_str().unwrap_or(""),
+                    p["file_system"].as_str().unwrap_or("-"),
+                    mb(p["bytes_written"].as_u64().unwrap_or(0)),
+                    mb(p["bytes_skipped"].as_u64().unwrap_or(0)),
+                    p["writes"].as_str().unwrap_or("")
+                );
+            }
+        }
         let _ = std::fs::remove_dir_all(&board_root);
     }
     drop(temp);
@@ -376,7 +399,7 @@ fn filler(len: usize, seed: u64, random_part: f64) -> Vec<u8> {
 }
 
 /// Writes the image; returns its non-zero byte count.
-fn build_image(path: &Path) -> u64 {
+fn build_image(path: &Path, dir: &Path) -> u64 {
     rockusb_testkit::talos::partition(
         path,
         IMAGE_LEN,
@@ -386,31 +409,92 @@ fn build_image(path: &Path) -> u64 {
         },
     );
     let f = std::fs::OpenOptions::new().write(true).open(path).unwrap();
-    let mut total = 0u64;
-    let mut put = |offset: u64, data: &[u8]| {
-        f.write_all_at(data, offset).unwrap();
-        total += data.len() as u64;
-    };
+    let put = |offset: u64, data: &[u8]| f.write_all_at(data, offset).unwrap();
     // u-boot-rockchip.bin at sector 64: idbloader, 0xFF padding, u-boot.itb at 8 MiB.
     let mut uboot = vec![0xFFu8; (8 * MIB - 32768) as usize];
     uboot[..256 * 1024].copy_from_slice(&filler(256 * 1024, 1, 1.0));
     uboot[..4].copy_from_slice(b"RKNS");
     put(32768, &uboot);
     put(8 * MIB, &filler(1536 * 1024, 2, 0.6));
-    // EFI (vfat at 11 MiB): GRUB and friends.
-    put(11 * MIB, &filler(30 * MIB as usize, 3, 0.5));
+    // EFI (FAT32 at 11 MiB): GRUB and friends, 30 MiB in three files.
+    let files = dir.join("files");
+    std::fs::create_dir_all(&files).unwrap();
+    let efi = dir.join("efi.img");
+    sized_file(&efi, 100 * MIB);
+    run(Command::new("mkfs.vfat")
+        .args(["-F", "32", "-n", "EFI"])
+        .arg(&efi));
+    let mut mcopy = Command::new("mcopy");
+    mcopy.env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(&efi);
+    for i in 0..3u64 {
+        let file = files.join(format!("efi{i}.bin"));
+        std::fs::write(&file, filler(10 * MIB as usize, 3 + i, 0.5)).unwrap();
+        mcopy.arg(file);
+    }
+    run(mcopy.arg("::"));
+    copy_into(&efi, &f, 11 * MIB);
     // BOOT (XFS at 112 MiB): kernel, then initramfs.xz (already compressed).
-    let boot = 112 * MIB;
-    put(boot + MIB, &filler(70 * MIB as usize, 4, 0.4));
-    put(boot + 72 * MIB, &filler(190 * MIB as usize, 5, 1.0));
-    // Scattered file-system blocks across BOOT: XFS allocation-group headers and
-    // B-tree roots, inode chunks, directory blocks: 16 KiB every 64 MiB.
-    let mut at = boot + 320 * MIB;
-    let mut i = 0;
-    while at < boot + 1800 * MIB {
-        put(at, &filler(16 * 1024, 100 + i, 0.3));
-        at += 64 * MIB;
-        i += 1;
+    let kernel = files.join("vmlinuz");
+    std::fs::write(&kernel, filler(70 * MIB as usize, 4, 0.4)).unwrap();
+    let initramfs = files.join("initramfs.xz");
+    std::fs::write(&initramfs, filler(190 * MIB as usize, 5, 1.0)).unwrap();
+    let proto = files.join("boot.proto");
+    std::fs::write(
+        &proto,
+        format!(
+            "/dummy\n0 0\nd--755 0 0\nvmlinuz ---644 0 0 {}\ninitramfs.xz ---644 0 0 {}\n$\n$\n",
+            kernel.display(),
+            initramfs.display()
+        ),
+    )
+    .unwrap();
+    let boot = dir.join("boot.img");
+    sized_file(&boot, 1800 * MIB);
+    run(Command::new("mkfs.xfs")
+        .arg("-q")
+        .arg("-p")
+        .arg(&proto)
+        .arg(&boot));
+    copy_into(&boot, &f, 112 * MIB);
+    let _ = std::fs::remove_dir_all(&files);
+    let _ = std::fs::remove_file(&efi);
+    let _ = std::fs::remove_file(&boot);
+    drop(f);
+    non_zero_bytes(path)
+}
+
+fn sized_file(path: &Path, len: u64) {
+    std::fs::File::create(path).unwrap().set_len(len).unwrap();
+}
+
+/// Copies the non-zero 1 MiB pieces of `from` into `to` at `offset` (keeps it sparse).
+fn copy_into(from: &Path, to: &std::fs::File, offset: u64) {
+    let src = std::fs::File::open(from).unwrap();
+    let len = src.metadata().unwrap().len();
+    let mut buf = vec![0u8; MIB as usize];
+    let mut at = 0;
+    while at < len {
+        let n = (len - at).min(MIB) as usize;
+        src.read_exact_at(&mut buf[..n], at).unwrap();
+        if buf[..n].iter().any(|&b| b != 0) {
+            to.write_all_at(&buf[..n], offset + at).unwrap();
+        }
+        at += n as u64;
+    }
+}
+
+/// Bytes in the image's non-zero 4 KiB blocks.
+fn non_zero_bytes(path: &Path) -> u64 {
+    let file = std::fs::File::open(path).unwrap();
+    let mut buf = vec![0u8; MIB as usize];
+    let mut total = 0;
+    for i in 0..IMAGE_LEN / MIB {
+        file.read_exact_at(&mut buf, i * MIB).unwrap();
+        total += buf
+            .chunks(4096)
+            .filter(|b| b.iter().any(|&x| x != 0))
+            .count() as u64
+            * 4096;
     }
     total
 }

@@ -169,9 +169,34 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
                 "; verified below 32 MiB only (see the warning)".into()
             }
         };
+        for p in &report.partitions {
+            text += &partition_line(p);
+        }
         text
     });
     Ok(())
+}
+
+/// One summary line per partition: what decided its writes and the figures.
+fn partition_line(p: &flash_op::PartitionReport) -> String {
+    let label = match p.name.as_str() {
+        "" => format!("partition {}", p.number),
+        name => format!("partition {} {name}", p.number),
+    };
+    let fs = p.file_system.as_deref().unwrap_or("unknown");
+    let how = match (&p.reason, p.writes) {
+        (Some(reason), _) => format!("written in full: {reason}"),
+        (None, _) => format!(
+            "skipped {} of zeros in its free space ({} free)",
+            human_bytes(p.bytes_skipped),
+            human_bytes(p.free_bytes)
+        ),
+    };
+    format!(
+        "\n  {label} ({fs}, {}): wrote {}, {how}",
+        human_bytes(p.len),
+        human_bytes(p.bytes_written)
+    )
 }
 
 pub fn backup(bus: &Bus, device: Option<&str>, args: BackupArgs, out: &mut Output) -> Result<()> {

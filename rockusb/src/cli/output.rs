@@ -140,6 +140,8 @@ impl Observer for Output {
                 }
             }
             Event::Warning { message } => self.say(&format!("warning: {message}")),
+            // Shown with the figures in the flash summary.
+            Event::PartitionPlan(_) => {}
         }
     }
 }

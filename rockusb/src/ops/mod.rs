@@ -44,6 +44,8 @@ pub enum Event {
         written_bytes: u64,
         skipped_bytes: u64,
     },
+    /// How a sparse flash treats one partition of the image, before the first write.
+    PartitionPlan(flash::PartitionReport),
     /// Something the user should know that is not an error.
     Warning { message: String },
 }

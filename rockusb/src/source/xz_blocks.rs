@@ -116,6 +116,80 @@ pub fn decode_block(file: &FileAt, block: &XzBlock, out: &mut Vec<u8>) -> io::Re
     Ok(())
 }
 
+/// Random access to the decoded image through the index: a read decodes only the
+/// blocks it touches (a few recently used ones are kept). The sparse planner reads file
+/// systems' free-space records this way before the stream starts, wherever in the
+/// image they lie.
+pub struct BlockReader {
+    blocks: XzBlocks,
+    /// Most recently used last.
+    cache: Vec<(usize, Vec<u8>)>,
+}
+
+/// Decoded blocks a [`BlockReader`] keeps (1 MiB each for Talos images).
+const READER_CACHE_BLOCKS: usize = 8;
+
+impl BlockReader {
+    pub fn new(blocks: XzBlocks) -> Self {
+        Self {
+            blocks,
+            cache: Vec::new(),
+        }
+    }
+
+    /// The index of the block holding image byte `offset`.
+    fn block_at(&self, offset: u64) -> Option<usize> {
+        let list = &self.blocks.blocks;
+        let i = list.partition_point(|b| b.uncompressed_offset + b.uncompressed_len <= offset);
+        list.get(i)
+            .filter(|b| b.uncompressed_offset <= offset)
+            .map(|_| i)
+    }
+
+    fn decoded(&mut self, i: usize) -> io::Result<&[u8]> {
+        if let Some(pos) = self.cache.iter().position(|(j, _)| *j == i) {
+            let entry = self.cache.remove(pos);
+            self.cache.push(entry);
+        } else {
+            let mut out = Vec::new();
+            decode_block(&self.blocks.file, &self.blocks.blocks[i], &mut out)?;
+            if self.cache.len() >= READER_CACHE_BLOCKS {
+                self.cache.remove(0);
+            }
+            self.cache.push((i, out));
+        }
+        Ok(self.cache.last().map_or(&[][..], |(_, d)| d.as_slice()))
+    }
+}
+
+impl rockusb_images::read_at::ReadAt for BlockReader {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        let mut done = 0usize;
+        while done < buf.len() {
+            let at = offset + done as u64;
+            let Some(i) = self.block_at(at) else {
+                return Err(io::Error::new(
+                    io::ErrorKind::UnexpectedEof,
+                    format!("image byte {at} lies past the end of the .xz data"),
+                ));
+            };
+            let start = self.blocks.blocks[i].uncompressed_offset;
+            let data = self.decoded(i)?;
+            let from = (at - start) as usize;
+            let n = (data.len() - from.min(data.len())).min(buf.len() - done);
+            if n == 0 {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    "an .xz block decoded shorter than its index says",
+                ));
+            }
+            buf[done..done + n].copy_from_slice(&data[from..from + n]);
+            done += n;
+        }
+        Ok(())
+    }
+}
+
 /// True for a block whose compressed size is a sliver of its decoded size, as a block
 /// of zeros is (1 MiB of zeros: ~100 bytes with `xz -0`).
 fn looks_empty(block: &XzBlock) -> bool {
@@ -353,6 +427,30 @@ mod tests {
         }
         assert_eq!(zero_blocks, 8);
         assert!(out == image);
+    }
+
+    #[test]
+    fn block_reader_reads_any_range_across_blocks_and_refuses_past_the_end() {
+        use rockusb_images::read_at::ReadAt;
+        let dir = tempfile::tempdir().unwrap();
+        let (image, path) = sample(dir.path());
+        let mut reader = BlockReader::new(blocks_of(&path));
+        for (offset, len) in [
+            (0u64, 10usize),
+            (UNIT - 3, 7),
+            (2 * UNIT + 5, 3 * UNIT as usize),
+            (10 * UNIT, 1000),
+        ] {
+            let mut buf = vec![0u8; len];
+            reader.read_exact_at(offset, &mut buf).unwrap();
+            assert!(
+                buf[..] == image[offset as usize..offset as usize + len],
+                "{offset}+{len}"
+            );
+        }
+        let mut buf = [0u8; 2];
+        let err = reader.read_exact_at(10 * UNIT + 999, &mut buf).unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
     }
 
     #[test]

@@ -26,6 +26,10 @@ pub use rockusb_testkit::talos::{pseudo_random, write_at};
 /// or fails under CI).
 pub fn tools(test: &str) -> bool {
     rockusb_testkit::tool(test, "sgdisk", "gdisk")
+        && rockusb_testkit::tool(test, "mkfs.vfat", "dosfstools")
+        && rockusb_testkit::tool(test, "mcopy", "mtools")
+        && rockusb_testkit::tool(test, "mkfs.xfs", "xfsprogs")
+        && rockusb_testkit::tool(test, "xfs_db", "xfsprogs")
         && rockusb_testkit::tool(test, "xz", "xz-utils")
         && rockusb_testkit::tool(test, "zstd", "zstd")
         && rockusb_testkit::tool(test, "gzip", "gzip")
@@ -33,8 +37,9 @@ pub fn tools(test: &str) -> bool {
 
 /// A Talos-shaped image: the GPT entry array at LBA 2 + 20480, EFI/BIOS/BOOT/META as
 /// talos-overlay.md §4.1 lays them out (EFI at LBA 22528), an RKNS bootloader at sector
-/// 64 padded with 0xFF to 8 MiB and random data in part of each partition (META's first
-/// 4 KiB: an ADV header).
+/// 64 padded with 0xFF to 8 MiB, a FAT EFI partition and an XFS BOOT made by mkfs with a
+/// few files, random bytes in BIOS (no file system) and an ADV header in META's first
+/// 4 KiB.
 pub fn talos_image(dir: &Path) -> PathBuf {
     let path = dir.join("talos.raw");
     rockusb_testkit::talos::partition(
@@ -53,24 +58,91 @@ pub fn talos_image(dir: &Path) -> PathBuf {
     write_at(&path, 32768, &bootloader);
     // u-boot.itb at 8 MiB, as in a real image.
     write_at(&path, 8 * MIB, &pseudo_random(300 * 1024, 2));
-    write_at(&path, EFI_LBA * 512, &pseudo_random(256 * 1024, 3));
+    let efi = efi_partition(dir);
+    write_at(&path, EFI_LBA * 512, &std::fs::read(&efi).unwrap());
     write_at(
         &path,
         (EFI_LBA + 8 * 2048) * 512 + 4096,
         &pseudo_random(8192, 4),
     );
-    write_at(
-        &path,
-        BOOT_LBA * 512 + 3 * MIB,
-        &pseudo_random(2 * MIB as usize, 5),
-    );
-    write_at(
-        &path,
-        BOOT_LBA * 512 + 9 * MIB + 12288,
-        &pseudo_random(4096, 6),
-    );
+    let boot = boot_partition(dir);
+    write_at(&path, BOOT_LBA * 512, &std::fs::read(&boot).unwrap());
     write_at(&path, META_LBA * 512, &pseudo_random(4096, 7));
     path
+}
+
+/// An 8 MiB FAT file system (as mkfs.vfat sizes it) holding a 256 KiB boot loader.
+fn efi_partition(dir: &Path) -> PathBuf {
+    let path = dir.join("efi.img");
+    std::fs::File::create(&path)
+        .and_then(|f| f.set_len(8 * MIB))
+        .unwrap();
+    rockusb_testkit::run(Command::new("mkfs.vfat").arg("-n").arg("EFI").arg(&path));
+    let loader = dir.join("BOOTAA64.EFI");
+    std::fs::write(&loader, pseudo_random(256 * 1024, 3)).unwrap();
+    rockusb_testkit::run(
+        Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&path)
+            .arg(&loader)
+            .arg("::BOOTAA64.EFI"),
+    );
+    path
+}
+
+/// A 16 MiB XFS with a 2 MiB and a 4 KiB file. mkfs.xfs makes file systems under 300 MB
+/// only for fstests, whose three variables let it through.
+fn boot_partition(dir: &Path) -> PathBuf {
+    let path = dir.join("boot.img");
+    std::fs::File::create(&path)
+        .and_then(|f| f.set_len(16 * MIB))
+        .unwrap();
+    let (big, small) = (dir.join("big.bin"), dir.join("small.bin"));
+    std::fs::write(&big, pseudo_random(2 * MIB as usize, 5)).unwrap();
+    std::fs::write(&small, pseudo_random(4096, 6)).unwrap();
+    let proto = dir.join("boot.proto");
+    std::fs::write(
+        &proto,
+        format!(
+            "/dummy\n0 0\nd--755 0 0\nbig ---644 0 0 {}\nsmall ---644 0 0 {}\n$\n$\n",
+            big.display(),
+            small.display()
+        ),
+    )
+    .unwrap();
+    rockusb_testkit::run(
+        Command::new("mkfs.xfs")
+            .env("TEST_DIR", dir)
+            .env("TEST_DEV", "/dev/null")
+            .env("QA_CHECK_FS", "1")
+            .args(["-q", "-f", "-p"])
+            .arg(&proto)
+            .arg(&path),
+    );
+    path
+}
+
+/// The free extents of the XFS at `boot` as `xfs_db` lists them: byte ranges relative
+/// to its start.
+pub fn xfs_free_extents(boot: &Path) -> Vec<std::ops::Range<u64>> {
+    let out = rockusb_testkit::run(
+        Command::new("xfs_db")
+            .args(["-r", "-c", "freesp -d"])
+            .arg(boot),
+    );
+    String::from_utf8_lossy(&out)
+        .lines()
+        .filter_map(|l| {
+            let n: Vec<u64> = l
+                .split_whitespace()
+                .filter_map(|w| w.parse().ok())
+                .collect();
+            // "agno agbno len" rows (1 AG: agbno is the block number); 4 KiB blocks.
+            (n.len() == 3 && l.trim_start().starts_with('0'))
+                .then(|| n[1] * 4096..(n[1] + n[2]) * 4096)
+        })
+        .collect()
 }
 
 /// Compresses `raw` with a command such as `xz -0 -T0`, keeping the original.
@@ -240,6 +312,17 @@ pub fn plant_stale(root: &Path) -> StaleRegions {
         .write_storage(StorageKind::Emmc, EMMC_LEN - 33 * 512, &old_gpt)
         .unwrap();
     let free = BOOT_LBA * 512 + 12 * MIB;
+    let boot = root.join("boot.img");
+    if boot.exists() {
+        // The fixture's own check: BOOT's XFS calls this range free.
+        let rel = 12 * MIB..12 * MIB + 8192;
+        assert!(
+            xfs_free_extents(&boot)
+                .iter()
+                .any(|r| r.start <= rel.start && rel.end <= r.end),
+            "the planted range must lie in the XFS's free space"
+        );
+    }
     board
         .write_storage(StorageKind::Emmc, free, &pseudo_random(8192, 97))
         .unwrap();

@@ -20,6 +20,7 @@
 pub mod backup;
 pub mod inspect;
 pub mod pipeline;
+pub mod sparse;
 pub mod target;
 pub mod verify;
 pub mod writer;
@@ -27,6 +28,7 @@ pub mod writer;
 #[cfg(test)]
 mod test_board;
 
+pub use sparse::PartitionReport;
 pub use target::{LoaderKind, Target, TargetError, prepare};
 pub use verify::VerifyOutcome;
 
@@ -60,7 +62,8 @@ pub const RUN_BUDGET: usize = 32 << 20;
 /// Which bytes to write.
 #[derive(Debug, Clone)]
 pub enum FlashMode {
-    /// Non-zero blocks and every must-write region (the default).
+    /// Everything but the zero runs that lie in a file system's free space or outside
+    /// every partition (the default; see [`rockusb_images::sparse`]).
     Sparse,
     /// Every byte (`--full`).
     Full,
@@ -95,6 +98,9 @@ pub struct FlashReport {
     /// Bytes read back while the writer waited for the pipeline (part of `verify`).
     pub verified_during_write: u64,
     pub warnings: Vec<String>,
+    /// Per partition: file system, what decided its writes, bytes written and skipped
+    /// (sparse flashes only).
+    pub partitions: Vec<PartitionReport>,
     pub write_seconds: f64,
     /// Time the writer waited for the pipeline after its first write: the link idle
     /// because the CPU had nothing ready.
@@ -274,6 +280,7 @@ pub fn flash<T: Transport>(
 
     // Decode the leading region before anything else.
     let xz_blocks = source.xz_blocks.take();
+    let random_xz = xz_blocks.clone();
     let (input, spec) = source.into_parts();
     let (decoded, chunk_pool, mut threads) =
         pipeline::start_decode(input, spec, xz_blocks, held_len);
@@ -339,14 +346,35 @@ pub fn flash<T: Transport>(
     let must_write = regions::must_write(layout, gpt, image_len.unwrap_or(u64::MAX), None);
 
     // Plan and hash.
+    let mut partitions = Vec::new();
     let (plan_config, bmap_verifier) = match &options.mode {
-        FlashMode::Sparse => (
-            PlanConfig {
-                min_gap: SPARSE_MIN_GAP,
-                ..PlanConfig::sparse(must_write.merged())
-            },
-            None,
-        ),
+        FlashMode::Sparse => {
+            let random = if ended.is_some() {
+                sparse::RandomSource::Held(&first)
+            } else if let Some(file) = &raw_file {
+                sparse::RandomSource::Raw(file)
+            } else if let Some(blocks) = random_xz {
+                sparse::RandomSource::Xz(blocks)
+            } else {
+                sparse::RandomSource::Sequential(sparse::RandomSource::sequential_reason(
+                    &name, format,
+                ))
+            };
+            let skips = sparse::plan(&checked.gpt, &first, image_len, random);
+            for p in &skips.partitions {
+                let planned = PartitionReport::planned(p);
+                observer.event(Event::PartitionPlan(planned.clone()));
+                partitions.push(planned);
+            }
+            let forced = regions::merge_ranges(must_write.merged().into_iter().chain(skips.forced));
+            (
+                PlanConfig {
+                    min_gap: SPARSE_MIN_GAP,
+                    ..PlanConfig::sparse(forced)
+                },
+                None,
+            )
+        }
         FlashMode::Full => (PlanConfig::full(), None),
         FlashMode::Bmap(bmap) => (
             PlanConfig::mapped(bmap.mapped_byte_ranges(), must_write.merged()),
@@ -552,6 +580,9 @@ pub fn flash<T: Transport>(
         warnings.push(message);
     }
 
+    for p in &mut partitions {
+        p.count(&state.records);
+    }
     let verified_during_write = verifier.as_ref().map_or(0, |v| v.verified_bytes());
     let verify_start = Instant::now();
     let verify = match verifier {
@@ -585,6 +616,7 @@ pub fn flash<T: Transport>(
         verify,
         verified_during_write,
         warnings,
+        partitions,
         write_seconds,
         writer_idle_seconds: idle.as_secs_f64(),
         verify_seconds: if options.verify {
