@@ -145,7 +145,7 @@ impl MaskromStages for RawLoader {
 
 /// The SPL load address U-Boot's usb472 image must carry, where one is known.
 fn expected_usb472_load_address(soc: &Soc) -> Option<u64> {
-    // Measured on RK3576 (PYRO maskrom-uboot.md); other SoCs are not checked.
+    // Measured on RK3576 (docs/protocol.md §2.5); other SoCs are not checked.
     (soc.name == "RK3576").then_some(0x4000_0000)
 }
 

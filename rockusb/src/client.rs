@@ -11,7 +11,8 @@ use crate::transport::{Transport, TransportError};
 /// The largest sector count one READ_LBA/WRITE_LBA command can carry (u16 length field).
 pub const MAX_SECTORS_PER_COMMAND: u32 = 65535;
 
-/// What a reset command asks the loader to do (CDB[1] of DEVICE_RESET, spec §6.7).
+/// What a reset command asks the loader to do: CDB[1] of DEVICE_RESET
+/// (docs/protocol.md §4.6).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ResetKind {
     Reboot = 0,
@@ -226,7 +227,8 @@ impl<T: Transport> Client<T> {
         Self::parse(Opcode::ReadStorage, &bytes, StorageMask::parse)
     }
 
-    /// Switches storage and reads it back: CHANGE_STORAGE always reports success (§6.3).
+    /// Switches storage and reads it back: CHANGE_STORAGE always reports success
+    /// (docs/protocol.md §4.4).
     pub fn change_storage(&mut self, kind: StorageKind) -> Result<StorageMask, CommandError> {
         let tag = self.tag();
         self.command_none(

@@ -27,7 +27,8 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
     let boards = Boards::new(&["m6"], 64);
     let rkdt = |args: &[&str]| ok(&mut boards.rkdeveloptool(args), &boards);
 
-    // ld: location = bus << 8 | port; bcdUSB 0x0200 reads as "Maskrom" (spec §1).
+    // ld: location = bus << 8 | port; bcdUSB 0x0200 reads as "Maskrom"
+    // (docs/protocol.md §1.4).
     let out = rkdt(&["ld"]);
     assert_served_by_shim(&boards, "rkdeveloptool");
     assert!(
@@ -105,7 +106,7 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
     }
 
     // rd: the reset happens after the status block; with no ID block on the eMMC the
-    // BootROM takes over again (spec §6.7).
+    // BootROM takes over again (docs/protocol.md §4.6).
     let out = rkdt(&["rd"]);
     assert!(out.contains("Reset Device OK."), "{out}");
     assert_eq!(boards.board("m6").state().mode, Mode::Maskrom);
@@ -115,7 +116,8 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
 
 #[test]
 fn rkdeveloptool_commands_fail_before_db_as_on_a_real_board() {
-    // Spec §10 item 1: the BootROM answers no bulk command, so `rid` needs `db` first.
+    // The BootROM answers no bulk command, so `rid` needs `db` first
+    // (docs/protocol.md §1.3).
     let test = "rkdeveloptool_commands_fail_before_db_as_on_a_real_board";
     if !have_rkdeveloptool(test) {
         return;
@@ -130,10 +132,10 @@ fn rkdeveloptool_commands_fail_before_db_as_on_a_real_board() {
 
 #[test]
 fn rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards() {
-    // Spec §6.8: mainline U-Boot's f_rockusb lists READ_FLASH_INFO (0x1A) as unsupported
-    // (status 1, no data) and does not know READ_CAPABILITY (0xAA: "FAILunknown command",
-    // no status block), so rkdeveloptool's rfi and rcb fail against it (PYRO: "Rockusb
-    // command 1a not support yet"), while rid, rci, wl and rl work.
+    // docs/protocol.md §5.2: mainline U-Boot's f_rockusb lists READ_FLASH_INFO (0x1A) as
+    // unsupported (status 1, no data) and does not know READ_CAPABILITY (0xAA: "FAILunknown
+    // command", no status block), so rkdeveloptool's rfi and rcb fail against it
+    // (pyrographer: "Rockusb command 1a not support yet"), while rid, rci, wl and rl work.
     let test = "rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards";
     if !have_rkdeveloptool(test) {
         return;
@@ -180,7 +182,7 @@ fn rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards() {
 fn rkdeveloptool_ul_writes_an_id_block_the_board_then_boots_from() {
     // `ul` writes the loader's ID block at sector 64 (an RKNS header for "LDR " loaders);
     // after `rd` the BootROM finds it and boots from the eMMC, leaving the USB bus
-    // (spec §6.7, §9).
+    // (docs/protocol.md §4.6, §7).
     let test = "rkdeveloptool_ul_writes_an_id_block_the_board_then_boots_from";
     if !have_rkdeveloptool(test) {
         return;

@@ -15,7 +15,8 @@ use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-/// The rockusb interface triple (spec §1): vendor class, subclass 6, protocol 5.
+/// The rockusb interface triple: vendor class, subclass 6, protocol 5
+/// (docs/protocol.md §1.2).
 const INTERFACE_CLASS: (u8, u8, u8) = (0xFF, 0x06, 0x05);
 /// Bulk endpoints of the rockusb interface. Hosts read them from the descriptor, so the
 /// numbers only need to be consistent with it.
@@ -73,8 +74,8 @@ impl Device {
         DeviceDescriptor {
             b_length: 18,
             b_descriptor_type: 1,
-            // 0x0200 in MaskROM and under the RK3588 usbplug alike (spec §1), which is why
-            // rkdeveloptool lists the board as "Maskrom" in both modes.
+            // 0x0200 in MaskROM and under the RK3588 usbplug alike (docs/protocol.md §1.4),
+            // which is why rkdeveloptool lists the board as "Maskrom" in both modes.
             bcd_usb: self.id.bcd_usb,
             b_device_class: 0,
             b_device_sub_class: 0,
@@ -83,7 +84,7 @@ impl Device {
             id_vendor: self.id.vid,
             id_product: self.id.pid,
             bcd_device: 0x0100,
-            // The BootROM has no string descriptors (spec §1).
+            // The BootROM has no string descriptors (docs/protocol.md §1.4).
             i_manufacturer: 0,
             i_product: 0,
             i_serial_number: 0,

@@ -11,7 +11,7 @@ use std::time::Instant;
 /// Sectors per READ_LBA/WRITE_LBA command: 1 MiB, large enough that the per-command
 /// overhead is small on USB 2.0, small enough for any loader's buffer.
 pub const DEFAULT_CHUNK_SECTORS: u32 = 2048;
-/// Sectors per ERASE_LBA command, as rkdeveloptool uses (spec §8).
+/// Sectors per ERASE_LBA command, as rkdeveloptool uses (docs/protocol.md §3.4).
 pub const ERASE_CHUNK_SECTORS: u32 = 32768;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,8 +1,8 @@
 //! Command blocks (the 31-byte CBW of the Bulk-Only Transport) and the opcode table.
 //!
-//! Layout (spec §4): "USBC", tag, data length (LE), flags (0x80 = IN), LUN, CDB length,
-//! then a 16-byte CDB whose address field is big-endian u32 at CDB[2..6] and whose
-//! length field is big-endian u16 at CDB[7..9].
+//! Layout (docs/protocol.md §3.1): "USBC", tag, data length (LE), flags (0x80 = IN), LUN,
+//! CDB length, then a 16-byte CDB whose address field is big-endian u32 at CDB[2..6] and
+//! whose length field is big-endian u16 at CDB[7..9].
 
 use super::ProtocolError;
 
@@ -10,7 +10,7 @@ pub const COMMAND_BLOCK_LEN: usize = 31;
 const SIGNATURE: &[u8; 4] = b"USBC";
 const FLAG_IN: u8 = 0x80;
 
-/// Rockchip rockusb opcodes (spec §5), as sent in CDB[0].
+/// Rockchip rockusb opcodes (docs/protocol.md §3.3), as sent in CDB[0].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[repr(u8)]
 pub enum Opcode {
@@ -55,7 +55,7 @@ pub enum Opcode {
 }
 
 impl Opcode {
-    /// Every opcode in the spec's table, for exhaustive tests and emulation.
+    /// Every opcode in docs/protocol.md §3.3, for exhaustive tests and emulation.
     pub const ALL: [Opcode; 38] = [
         Opcode::TestUnitReady,
         Opcode::ReadFlashId,
@@ -101,7 +101,8 @@ impl Opcode {
         Self::ALL.iter().copied().find(|op| *op as u8 == byte)
     }
 
-    /// The CDB length the reference host tools put in the command block (spec §5).
+    /// The CDB length the reference host tools put in the command block
+    /// (docs/protocol.md §3.3).
     pub fn cdb_len(self) -> u8 {
         use Opcode::*;
         match self {
@@ -126,7 +127,7 @@ pub enum DataDirection {
 /// A command block: what the host sends before every command.
 ///
 /// The opcode is kept as a raw byte so that a device model can receive and answer
-/// opcodes this table does not know (spec §6.8 describes those replies).
+/// opcodes this table does not know (docs/protocol.md §5 describes those replies).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CommandBlock {
     pub tag: u32,

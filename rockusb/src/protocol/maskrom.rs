@@ -1,4 +1,4 @@
-//! MaskROM download framing for the 0x471 and 0x472 areas (spec §2).
+//! MaskROM download framing for the 0x471 and 0x472 areas (docs/protocol.md §2.1).
 //!
 //! The BootROM takes each area as a stream of vendor control OUT transfers of at most
 //! 4096 bytes, ending with a CRC-16/CCITT-FALSE of the payload, big-endian. It detects
@@ -79,7 +79,8 @@ pub struct MaskromUpload {
 
 impl MaskromUpload {
     /// Frames `payload` for `area`. The payload is sent as given: container entries are
-    /// already in wire form (spec §3.4); callers scramble raw blobs before framing.
+    /// already in wire form (docs/protocol.md §2.4); callers scramble raw blobs before
+    /// framing.
     pub fn new(area: Area, payload: &[u8]) -> Self {
         let mut stream = Vec::with_capacity(payload.len() + 3);
         stream.extend_from_slice(payload);

@@ -1,4 +1,4 @@
-//! Typed replies to the information commands (spec §6) and the storage indices (§7).
+//! Typed replies to the information commands and the storage indices (docs/protocol.md §4).
 //! Each type parses the device's bytes and can also encode them, for device models.
 
 use super::ProtocolError;
@@ -42,7 +42,7 @@ impl FlashId {
     }
 }
 
-/// READ_FLASH_INFO: 11 little-endian bytes (spec §6.1).
+/// READ_FLASH_INFO: 11 little-endian bytes (docs/protocol.md §4.1).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct FlashInfo {
     /// Capacity in 512-byte sectors.
@@ -144,7 +144,7 @@ impl ChipInfo {
     }
 }
 
-/// READ_CAPABILITY: 8 bytes of feature bits (spec §6.5).
+/// READ_CAPABILITY: 8 bytes of feature bits (docs/protocol.md §4.3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Capability(pub [u8; 8]);
 
@@ -203,7 +203,8 @@ impl Capability {
     }
 }
 
-/// Storage types by their BOOT_TYPE bit index (spec §7); CHANGE_STORAGE takes the index.
+/// Storage types by their BOOT_TYPE bit index; CHANGE_STORAGE takes the index
+/// (docs/protocol.md §4.5).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum StorageKind {

@@ -1,8 +1,8 @@
 //! Status blocks (the 13-byte CSW): "USBS", the echoed tag, a residue and a status byte.
 //!
-//! The residue is not trusted (spec §4): vendor U-Boot writes it little-endian, mainline
-//! U-Boot big-endian, and the RK3588 usbplug puts the reply length there. Only the
-//! signature, the tag and the status decide the outcome.
+//! The residue is not trusted (docs/protocol.md §3.2): vendor U-Boot writes it
+//! little-endian, mainline U-Boot big-endian, and the RK3588 usbplug puts the reply length
+//! there. Only the signature, the tag and the status decide the outcome.
 
 use super::ProtocolError;
 

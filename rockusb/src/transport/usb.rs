@@ -8,7 +8,8 @@ use crate::protocol::ControlSetup;
 use rusb::{Context, Device, DeviceHandle, Direction, TransferType, UsbContext};
 use std::time::Duration;
 
-/// The rockusb interface triple (spec §1): vendor class, subclass 6, protocol 5.
+/// The rockusb interface triple: vendor class, subclass 6, protocol 5
+/// (docs/protocol.md §1.2).
 pub const INTERFACE_CLASS: u8 = 0xFF;
 pub const INTERFACE_SUBCLASS: u8 = 0x06;
 pub const INTERFACE_PROTOCOL: u8 = 0x05;

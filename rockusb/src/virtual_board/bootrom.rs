@@ -1,15 +1,19 @@
-//! The BootROM side of MaskROM download (spec §2), as the virtual board models it.
+//! The BootROM side of MaskROM download, as the virtual board models it
+//! (docs/protocol.md §2).
 //!
 //! - Each 0x471/0x472 area arrives as vendor control OUT transfers of ≤ 4096 bytes; a short
-//!   transfer ends it and the trailing CRC-16 is checked then (spec §2, measured on RK3576).
+//!   transfer ends it and the trailing CRC-16 is checked then
+//!   (docs/protocol.md §2.1, §2.3).
 //! - Every chunk is ACKed; a corrupt area is silently discarded, and the BootROM then
-//!   refuses further uploads until power-cycled (spec §2 "Failure behaviour").
+//!   refuses further uploads until power-cycled (docs/protocol.md §2.3).
 //! - A complete 0x471 area (the DDR init) makes DRAM usable; a complete 0x472 area is
 //!   jumped to, and the loader re-enumerates at a new address with the same port path
-//!   (spec §1 "Lifecycle on RK3588").
+//!   (docs/protocol.md §1.3).
 //! - A 0x472 area sent before any 0x471 lands in uninitialised DRAM: nothing comes up and
-//!   the board needs a power-cycle (modelled; the spec's lifecycle requires DDR init first).
-//! - Bulk endpoints answer nothing in MaskROM (spec §1, PYRO rk3576.md): see [`super::loader`].
+//!   the board needs a power-cycle (modelled: DRAM works only after the DDR init,
+//!   docs/protocol.md §1.3).
+//! - Bulk endpoints answer nothing in MaskROM (docs/protocol.md §1.3); see
+//!   [`super::loader`].
 
 use super::VirtualBoard;
 use super::state::{Mode, ReceivedArea};

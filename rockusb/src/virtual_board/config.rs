@@ -12,7 +12,7 @@ pub enum Personality {
     /// the full opcode set with the replies measured on RK3588 boards.
     Usbplug,
     /// Mainline U-Boot's rockusb gadget: a smaller opcode set, "FAILunknown command" for
-    /// opcodes outside its table, and big-endian residues (spec §6.8).
+    /// opcodes outside its table, and big-endian residues (docs/protocol.md §5.2).
     MainlineUboot,
 }
 
@@ -38,7 +38,7 @@ pub struct BoardConfig {
     pub model: String,
     pub personality: Personality,
     pub usb_vid: u16,
-    /// The SoC's PID, the same in MaskROM and loader mode (spec §1).
+    /// The SoC's PID, the same in MaskROM and loader mode (docs/protocol.md §1.1).
     pub usb_pid: u16,
     /// The 16 bytes READ_CHIP_INFO returns.
     pub chip_info: [u8; 16],
@@ -48,8 +48,8 @@ pub struct BoardConfig {
     pub emmc_bytes: u64,
     pub sd_bytes: u64,
     pub spinor_bytes: u64,
-    /// Reproduce the vendor loaders' 32 MiB read wall (spec §6.4): reads that reach past
-    /// sector 65536 return 0xCC with success.
+    /// Reproduce the vendor loaders' 32 MiB read wall (docs/protocol.md §6.1): reads that
+    /// reach past sector 65536 return 0xCC with success.
     #[serde(default)]
     pub read_wall: bool,
     /// Pace transfers like a USB 2.0 link (benchmarks only).
@@ -84,7 +84,7 @@ impl BoardConfig {
 }
 
 /// The chip info an RK3588 rkbin usbplug v1.11 returns: words 0x33353838 0x00040000
-/// 0x8424000e 0x23062000, little-endian (spec §6.2, MNT community note).
+/// 0x8424000e 0x23062000, little-endian (docs/protocol.md §4.2).
 pub fn rk3588_usbplug_chip_info() -> [u8; 16] {
     let mut out = [0u8; 16];
     for (i, word) in [0x3335_3838u32, 0x0004_0000, 0x8424_000e, 0x2306_2000]

@@ -58,9 +58,9 @@ impl LinkPacer {
         // The host's own time between transfers leaves the wire idle, but a sleep that
         // overran its target is the simulation's delay, not the host's: it counts as wire
         // time already spent. Otherwise every transfer is charged the timer's slack, and a
-        // client that sends many small commands (rkdeveloptool: 128 sectors per command
-        // and three transfers each, spec §8) pays ~0.3 ms a command the model does not
-        // have, which skews the comparison the link model exists for.
+        // client that sends many small commands (rkdeveloptool: 128 sectors per command and
+        // three transfers each, docs/protocol.md §3.4) pays ~0.3 ms a command the model
+        // does not have, which skews the comparison the link model exists for.
         let start = match self.busy_until {
             Some(t) if t > now => t,
             _ => now.checked_sub(self.overrun).unwrap_or(now),

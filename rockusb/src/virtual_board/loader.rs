@@ -1,20 +1,20 @@
 //! The loader side of the bulk protocol, as the virtual board models it after a usbplug
-//! upload. Two personalities (spec §6.8):
+//! upload. Two personalities (docs/protocol.md §5):
 //!
-//! - **usbplug** (vendor U-Boot f_rockusb + f_mass_storage, the rkbin RK3588 usbplug):
-//!   the full command set; unknown opcodes get a zero-length packet where data was
-//!   expected and status 1; a host length shorter than the reply is a phase error
-//!   (status 2); the residue carries the reply length big-endian, as measured on the
-//!   RK3588 usbplug (spec §4), so hosts must not trust it.
+//! - **usbplug** (vendor U-Boot f_rockusb + f_mass_storage, the rkbin RK3588 usbplug): the
+//!   full command set; unknown opcodes get a zero-length packet where data was expected and
+//!   status 1; a host length shorter than the reply is a phase error (status 2); the
+//!   residue carries the reply length big-endian, as measured on the RK3588 usbplug
+//!   (docs/protocol.md §3.2), so hosts must not trust it.
 //! - **mainline U-Boot** (`drivers/usb/gadget/f_rockusb.c`): TEST_UNIT_READY (residue =
 //!   host length), READ_FLASH_ID ("EMMC "), READ_CHIP_INFO, READ/WRITE/ERASE_LBA, RESET;
 //!   the other opcodes in its table get status 1 with residue 0; opcodes outside its table
 //!   get "FAILunknown command" on bulk-IN and no status block. Residues are big-endian.
 //!
 //! Common to both: a command block that is not 31 bytes or lacks "USBC" is dropped and
-//! bulk-OUT is ignored until the host recovers the endpoint (spec §6.8); reset happens
-//! after the status block has been read (spec §6.7); reads that fail or reach past the
-//! end of the storage report status 1.
+//! bulk-OUT is ignored until the host recovers the endpoint (docs/protocol.md §5.1); reset
+//! happens after the status block has been read (docs/protocol.md §4.6); reads that fail or
+//! reach past the end of the storage report status 1.
 
 use super::state::Mode;
 use super::{Personality, VirtualBoard};
@@ -27,7 +27,8 @@ use std::collections::VecDeque;
 
 /// USB 2.0 high-speed bulk max packet size.
 const MAX_PACKET: usize = 512;
-/// Reads ending past this sector return 0xCC on loaders with the read wall (spec §6.4).
+/// Reads ending past this sector return 0xCC on loaders with the read wall
+/// (docs/protocol.md §6.1).
 const READ_WALL_SECTORS: u64 = 65536;
 
 #[derive(Debug)]
@@ -263,7 +264,8 @@ impl VirtualBoard {
         let kind = self.current_storage();
         FlashInfo {
             sectors: self.capacity_sectors().min(u64::from(u32::MAX)) as u32,
-            // Vendor U-Boot reports 1024-sector blocks, 0x80 for SPI-NOR (spec §6.1).
+            // Vendor U-Boot reports 1024-sector blocks, 0x80 for SPI-NOR
+            // (docs/protocol.md §4.1).
             block_sectors: if kind == StorageKind::SpiNor {
                 0x80
             } else {
@@ -301,7 +303,8 @@ impl VirtualBoard {
                 self.reply(cbw, &chip)
             }
             Opcode::ReadCapability => {
-                // RK3588 rkbin/FriendlyELEC usbplug: 3f 07 00 00 00 00 00 00 (spec §6.5).
+                // RK3588 rkbin/FriendlyELEC usbplug: 3f 07 00 00 00 00 00 00
+                // (docs/protocol.md §4.3).
                 let cap = Capability([0x3f, 0x07, 0, 0, 0, 0, 0, 0]);
                 self.reply(cbw, &cap.0)
             }
@@ -310,7 +313,8 @@ impl VirtualBoard {
                 self.reply(cbw, &mask)
             }
             Opcode::ChangeStorage => {
-                // Always status 0; the host reads back with READ_STORAGE (spec §6.3).
+                // Always status 0; the host reads back with READ_STORAGE
+                // (docs/protocol.md §4.4).
                 if let Some(kind) = StorageKind::from_bit(cbw.subcode()) {
                     if self.storage_len(kind).is_some() {
                         self.state.storage = kind;
@@ -397,7 +401,8 @@ impl VirtualBoard {
             return Ok(());
         }
         if self.config.read_wall && first + count > READ_WALL_SECTORS {
-            // The whole command is filled, even its sectors below the wall (spec §6.4).
+            // The whole command is filled, even its sectors below the wall
+            // (docs/protocol.md §6.1).
             self.engine.queue.push_back(InItem::Fill {
                 byte: 0xCC,
                 remaining: bytes,
@@ -467,7 +472,8 @@ impl VirtualBoard {
         self.queue_status(cbw.tag, residue, Status::Good);
     }
 
-    /// What the board does once a reset's status block has gone out (spec §6.7).
+    /// What the board does once a reset's status block has gone out
+    /// (docs/protocol.md §4.6).
     fn perform_reset(&mut self, subcode: u8) -> std::io::Result<()> {
         match subcode {
             // Vendor U-Boot writes BOOT_BROM_DOWNLOAD to the boot-mode register.

@@ -292,7 +292,8 @@ pub unsafe extern "C" fn libusb_clear_halt(dev_handle: *mut Handle, endpoint: c_
 }
 
 /// `int libusb_get_string_descriptor_ascii(libusb_device_handle *, uint8_t desc_index, unsigned char *data, int length)`:
-/// the board has no strings (the BootROM has none, spec §1), so the request stalls.
+/// the board has no strings (the BootROM has none, docs/protocol.md §1.4), so the request
+/// stalls.
 #[unsafe(no_mangle)]
 pub unsafe extern "C" fn libusb_get_string_descriptor_ascii(
     _dev_handle: *mut Handle,

@@ -13,7 +13,7 @@ pub enum LoaderKind {
     /// Rockchip's usbplug / vendor U-Boot rockusb: the full command set.
     Vendor,
     /// Mainline U-Boot's rockusb gadget: no READ_FLASH_INFO, CAPABILITY or storage
-    /// commands (spec §6.8); bound to the device `rockusb 0 mmc N` named.
+    /// commands (docs/protocol.md §5.2); bound to the device `rockusb 0 mmc N` named.
     MainlineUboot,
 }
 
@@ -80,7 +80,7 @@ pub fn prepare<T: Transport>(
         Ok(mask) => {
             if mask.current() != Some(wanted) {
                 let now = client.change_storage(wanted)?;
-                // CHANGE_STORAGE always reports success; only the read-back tells (§6.3).
+                // CHANGE_STORAGE always reports success; only the read-back tells (docs/protocol.md §4.4).
                 if now.current() != Some(wanted) {
                     return Err(TargetError::NoSuchStorage {
                         wanted,

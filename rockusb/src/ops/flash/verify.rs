@@ -7,7 +7,7 @@
 //!
 //! Some vendor loaders (RK3576 rkbin SPL, vendor U-Boot rockusb, some RK3588 builds)
 //! answer any read that ends past sector 65536 (32 MiB) with 0xCC bytes and success
-//! (spec §6.4); writes are not affected. A mismatching run that reads back as nothing but
+//! (docs/protocol.md §6.1); writes are not affected. A mismatching run that reads back as nothing but
 //! 0xCC past that sector is that limitation, not a bad write: runs past it are left
 //! unverified and the outcome says so, instead of reporting a false mismatch.
 
