@@ -2,8 +2,8 @@
 //!
 //! Boards are named by USB port path (`bus-port.port…`), which survives the
 //! re-enumeration after a loader starts; the address does not. Mode is decided by
-//! probing: bcdUSB is 0x0200 for the BootROM and the RK3588 usbplug alike (spec §1), so a
-//! TEST_UNIT_READY is sent and only a loader answers it.
+//! probing: bcdUSB is 0x0200 for the BootROM and the RK3588 usbplug alike
+//! (docs/protocol.md §1.4), so a TEST_UNIT_READY is sent and only a loader answers it.
 
 use crate::client::Client;
 use crate::transport::usb::{self, UsbTransport};
@@ -11,6 +11,7 @@ use crate::transport::{Transport, TransportError};
 use crate::virtual_board::{VirtualBus, VirtualHandle};
 use rusb::UsbContext;
 use serde::Serialize;
+use std::time::Duration;
 
 /// Rockchip's USB vendor id on every current SoC.
 pub const ROCKCHIP_VID: u16 = 0x2207;
@@ -89,10 +90,54 @@ fn access_hint(error: &TransportError) -> &'static str {
 }
 
 /// Where boards are looked for.
+///
+/// Everything that differs between real boards and virtual ones is a property of the bus
+/// ([`Bus::timing`], [`Bus::accepts_standin_loader`]), so the operations and the CLI have
+/// one path for both.
 #[derive(Clone)]
 pub enum Bus {
     Usb(rusb::Context),
     Virtual(VirtualBus),
+}
+
+/// How long to wait for boards on a bus, and how often to look.
+///
+/// A real board takes its time: a loader's entries ask for a pause after each download
+/// area (docs/protocol.md §2.2), and a loader needs from under 1 s (RK3588S) to over 3 s
+/// (RK3576) to re-enumerate (§1.3). A virtual board re-enumerates the moment its last area
+/// is in, so on the virtual bus waiting long would only delay an error, and polling slowly
+/// would only add idle time to every boot and every fleet run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct BusTiming {
+    /// Whether to pause for each download area's delay (from its loader entry) after
+    /// sending it.
+    pub area_delays: bool,
+    /// How long a board may take to come back as a loader after its last 0x472 area.
+    pub loader_timeout: Duration,
+    /// How often to rescan while waiting for one board to come back as a loader.
+    pub loader_poll_interval: Duration,
+    /// How often a provisioning station rescans for boards attached or detached.
+    pub station_poll_interval: Duration,
+}
+
+impl BusTiming {
+    /// Real USB: the areas' delays are honoured, and loaders get 10 s to come up (over 3 s
+    /// on RK3576 has been seen, so 10 s leaves room).
+    pub const USB: BusTiming = BusTiming {
+        area_delays: true,
+        loader_timeout: Duration::from_secs(10),
+        loader_poll_interval: Duration::from_millis(200),
+        station_poll_interval: Duration::from_millis(500),
+    };
+
+    /// Virtual boards: no delays to honour (the model needs none) and no re-enumeration
+    /// time to allow for.
+    pub const VIRTUAL: BusTiming = BusTiming {
+        area_delays: false,
+        loader_timeout: Duration::from_secs(2),
+        loader_poll_interval: Duration::from_millis(10),
+        station_poll_interval: Duration::from_millis(20),
+    };
 }
 
 impl Bus {
@@ -100,8 +145,23 @@ impl Bus {
         Ok(Bus::Usb(rusb::Context::new()?))
     }
 
-    pub fn is_virtual(&self) -> bool {
-        matches!(self, Bus::Virtual(_))
+    /// How long to wait for boards on this bus, and how often to look.
+    pub fn timing(&self) -> BusTiming {
+        match self {
+            Bus::Usb(_) => BusTiming::USB,
+            Bus::Virtual(_) => BusTiming::VIRTUAL,
+        }
+    }
+
+    /// Whether the labelled stand-in loader (`rockusb_loaders::standin`) may be sent to
+    /// boards on this bus. Its areas hold labelled text, not DDR init or usbplug code, so a
+    /// real BootROM would run text as code; the virtual board checks only the areas'
+    /// framing and CRC, so there it stands in for the rkbin loaders rockusb cannot ship.
+    pub fn accepts_standin_loader(&self) -> bool {
+        match self {
+            Bus::Usb(_) => false,
+            Bus::Virtual(_) => true,
+        }
     }
 
     /// Every Rockchip board on the bus, with its probed mode.
@@ -153,7 +213,7 @@ fn is_rockusb<T: UsbContext>(device: &rusb::Device<T>) -> bool {
 }
 
 /// How long a loader may take to answer the probe; the BootROM never answers.
-pub const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_millis(500);
+pub const PROBE_TIMEOUT: Duration = Duration::from_millis(500);
 
 /// Probes the mode: a loader answers TEST_UNIT_READY; the BootROM's bulk endpoints never do.
 pub fn probe_mode(transport: &mut dyn Transport) -> (BoardMode, Option<String>) {

@@ -189,15 +189,15 @@ fn boot_plan(
             board.pid
         )
     })?;
-    match loader_cmd::find(soc, source.search, bus.is_virtual()) {
+    match loader_cmd::find(soc, source.search, bus.accepts_standin_loader()) {
         Ok(choice) => {
             eprintln!("{}", loader_cmd::describe_choice(&choice));
             Ok(BootPlan::from_container(&choice.container))
         }
-        // The virtual board needs no real loader: unless the user named where to look,
-        // fall back to the built-in stand-in.
+        // A bus that accepts the stand-in needs no real loader: unless the user named where
+        // to look, fall back to the built-in stand-in.
         Err(_)
-            if bus.is_virtual()
+            if bus.accepts_standin_loader()
                 && source.search.is_empty()
                 && std::env::var_os("ROCKUSB_LOADER_PATH").is_none() =>
         {
@@ -316,7 +316,7 @@ fn loader_command(
             let container = LoaderContainer::parse(&bytes)
                 .with_context(|| format!("{} is not a usable loader", loader.display()))?;
             rockusb_loaders::soc::check_loader_for_pid(&container, board.pid)?;
-            if rockusb_loaders::standin::is_standin(&container) && !bus.is_virtual() {
+            if rockusb_loaders::standin::is_standin(&container) && !bus.accepts_standin_loader() {
                 bail!("the stand-in loader cannot run on a real board; use a real loader");
             }
             // Build and check the whole ID block before the first write.
@@ -359,7 +359,8 @@ fn loader_command(
 fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output) -> Result<()> {
     let chip = client.chip_info().context("cannot read chip info")?;
     let flash_id = client.flash_id().context("cannot read the flash id")?;
-    // Mainline U-Boot's rockusb lacks these three (spec §6.8): report, do not fail.
+    // Mainline U-Boot's rockusb lacks these three (docs/protocol.md §5.2): report,
+    // do not fail.
     let flash_info = client.flash_info().ok();
     let capability = client.capability().ok();
     let storage = client.storage().ok().and_then(|m| m.current());
@@ -418,7 +419,8 @@ fn storage(
             let now = client
                 .change_storage(wanted)
                 .context("cannot switch storage")?;
-            // CHANGE_STORAGE always reports success; only the read-back tells (spec §6.3).
+            // CHANGE_STORAGE always reports success; only the read-back tells
+            // (docs/protocol.md §4.4).
             if now.current() != Some(wanted) {
                 bail!(
                     "the loader did not switch to {wanted} (it reports {}): the board may not \

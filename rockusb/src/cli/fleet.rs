@@ -11,7 +11,7 @@ use clap::Args;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Debug, Args)]
 pub struct FleetArgs {
@@ -101,11 +101,7 @@ pub fn run(bus: &Bus, args: FleetArgs, json: bool) -> Result<()> {
         if args.idle_timeout > 0 && last_activity.elapsed().as_secs() >= args.idle_timeout {
             break;
         }
-        std::thread::sleep(Duration::from_millis(if bus.is_virtual() {
-            20
-        } else {
-            500
-        }));
+        std::thread::sleep(bus.timing().station_poll_interval);
     }
     let failed: Vec<&Outcome> = outcomes.iter().filter(|o| o.error.is_some()).collect();
     let summary = json!({

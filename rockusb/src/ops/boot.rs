@@ -29,7 +29,8 @@ pub struct BootPlan {
     /// The chip the loader names, as text (for messages when `soc` is unknown).
     pub chip: String,
     pub areas: Vec<BootArea>,
-    /// The labelled stand-in loader, which only the virtual board accepts.
+    /// The labelled stand-in loader, refused on a bus that does not accept it
+    /// ([`Bus::accepts_standin_loader`]).
     pub standin: bool,
 }
 
@@ -55,8 +56,8 @@ fn areas_of(stages: &dyn MaskromStages) -> Vec<BootArea> {
 }
 
 impl BootPlan {
-    /// A loader container's areas, verbatim (spec §3.4: container entries are stored in
-    /// wire form).
+    /// A loader container's areas, verbatim (container entries are stored in wire form,
+    /// docs/protocol.md §2.4).
     pub fn from_container(container: &LoaderContainer) -> Self {
         BootPlan {
             soc: container.soc(),
@@ -119,10 +120,6 @@ pub enum BootError {
     Discovery(#[from] DiscoveryError),
 }
 
-/// How long to wait for the loader to re-enumerate: under 1 s on RK3588S, over 3 s on
-/// RK3576 (spec §1), so 10 s leaves room.
-pub const LOADER_TIMEOUT: Duration = Duration::from_secs(10);
-
 /// Checks that the plan may be sent to `board`, before anything is sent.
 pub fn check_plan(bus: &Bus, board: &BoardInfo, plan: &BootPlan) -> Result<(), BootError> {
     if board.mode == BoardMode::Loader {
@@ -152,7 +149,7 @@ pub fn check_plan(bus: &Bus, board: &BoardInfo, plan: &BootPlan) -> Result<(), B
             }));
         }
     }
-    if plan.standin && !bus.is_virtual() {
+    if plan.standin && !bus.accepts_standin_loader() {
         return Err(BootError::StandinOnRealBoard {
             soc: board_soc.name.to_string(),
         });
@@ -174,6 +171,7 @@ pub fn boot(
     observer: &mut dyn Observer,
 ) -> Result<BoardInfo, BootError> {
     check_plan(bus, board, plan)?;
+    let timing = bus.timing();
     let transport = bus.open(&board.port_path)?;
     let mut client = Client::new(transport);
     for area in &plan.areas {
@@ -195,7 +193,7 @@ pub fn boot(
             name: area.name.clone(),
             delay_ms: area.delay_ms,
         });
-        if !bus.is_virtual() {
+        if timing.area_delays {
             std::thread::sleep(Duration::from_millis(u64::from(area.delay_ms)));
         }
     }
@@ -203,13 +201,7 @@ pub fn boot(
     observer.event(Event::WaitingForLoader {
         port_path: board.port_path.clone(),
     });
-    // The virtual board re-enumerates at once; waiting long would only delay the error.
-    let timeout = if bus.is_virtual() {
-        Duration::from_secs(2)
-    } else {
-        LOADER_TIMEOUT
-    };
-    let up = wait_for_loader(bus, &board.port_path, timeout)?;
+    let up = wait_for_loader(bus, &board.port_path, timing.loader_timeout)?;
     observer.event(Event::LoaderUp {
         port_path: up.port_path.clone(),
         address: up.address,
@@ -217,7 +209,8 @@ pub fn boot(
     Ok(up)
 }
 
-/// Polls the bus until the board at `port_path` answers as a loader.
+/// Polls the bus until the board at `port_path` answers as a loader, as often as the bus
+/// suggests ([`crate::discovery::BusTiming::loader_poll_interval`]).
 pub fn wait_for_loader(
     bus: &Bus,
     port_path: &str,
@@ -238,10 +231,6 @@ pub fn wait_for_loader(
                 seconds: timeout.as_secs(),
             });
         }
-        std::thread::sleep(Duration::from_millis(if bus.is_virtual() {
-            10
-        } else {
-            200
-        }));
+        std::thread::sleep(bus.timing().loader_poll_interval);
     }
 }
