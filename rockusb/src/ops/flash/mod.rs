@@ -20,6 +20,7 @@
 pub mod backup;
 pub mod inspect;
 pub mod pipeline;
+pub mod session;
 pub mod sparse;
 pub mod target;
 pub mod verify;
@@ -35,10 +36,10 @@ pub use verify::VerifyOutcome;
 use crate::client::Client;
 use crate::ops::{Event, Observer};
 use crate::protocol::StorageKind;
-use crate::source::{Format, ImageSource};
+use crate::source::{FileAt, Format, ImageSource};
 use crate::transport::Transport;
-use pipeline::{Chunk, Decoded, PlanHashConfig, Run, StreamFailure, ToWriter};
-use rockusb_images::bmap::Bmap;
+use pipeline::{Chunk, Decoded, PlanHashConfig, StreamEnd, StreamFailure};
+use rockusb_images::bmap::{Bmap, RangeVerifier};
 use rockusb_images::gpt::{GptReadOptions, GptReport};
 use rockusb_images::plan::{PlanConfig, Planner};
 use rockusb_images::preflight::{self, Finding, PreflightInput};
@@ -46,10 +47,10 @@ use rockusb_images::read_at::ReadAt;
 use rockusb_images::units::human_bytes;
 use rockusb_images::{BoardLayout, ByteRange, regions};
 use serde::Serialize;
+use session::Writer;
 use std::io;
-use std::sync::mpsc::TryRecvError;
+use std::sync::mpsc::Receiver;
 use std::time::Instant;
-use verify::Written;
 use writer::{IoFailure, SectorIo};
 
 /// Zero gaps shorter than this between two extents are written rather than skipped:
@@ -208,50 +209,40 @@ impl ReadAt for Pieces<'_> {
     }
 }
 
-/// Progress and what has been done so far, for events and for the interrupted message.
-struct WriteState {
-    written: u64,
-    skipped: u64,
-    image_done: u64,
-    started: bool,
-    cleared_bootloader: bool,
-    records: Vec<Written>,
-    last_event: Instant,
+/// Warnings for the report, each also sent as an event the moment it is known.
+#[derive(Default)]
+struct Warnings(Vec<String>);
+
+impl Warnings {
+    fn add(&mut self, observer: &mut dyn Observer, message: impl Into<String>) {
+        let message = message.into();
+        observer.event(Event::Warning {
+            message: message.clone(),
+        });
+        self.0.push(message);
+    }
 }
 
-impl WriteState {
-    fn interrupted(&self, cause: FlashError) -> FlashError {
-        if !self.started {
-            return cause;
-        }
-        FlashError::Interrupted {
-            cause: Box::new(cause),
-            written: self.written,
-            image_offset: self.image_done,
-            state: if self.cleared_bootloader {
-                "The bootloader on the storage was cleared first and is written last, so the board is not bootable now: it will start in MaskROM."
-            } else {
-                "The storage holds part of the image and is not bootable."
-            },
-        }
-    }
-
-    fn progress(&mut self, observer: &mut dyn Observer, force: bool) {
-        if force || self.last_event.elapsed().as_millis() >= 100 {
-            self.last_event = Instant::now();
-            observer.event(Event::Progress {
-                phase: "write".into(),
-                done_bytes: self.image_done,
-            });
-            observer.event(Event::WriteTotals {
-                written_bytes: self.written,
-                skipped_bytes: self.skipped,
-            });
-        }
-    }
+/// What is known about the image before the first write.
+struct Checked<'a> {
+    name: String,
+    format: Format,
+    /// The length the source promised up front (raw size, xz index).
+    known_len: Option<u64>,
+    /// Best knowledge of the length: the source, the end of a short stream, or a bmap.
+    image_len: Option<u64>,
+    preflight: preflight::Preflight,
+    must_write: regions::MustWrite,
+    options: FlashOptions<'a>,
 }
 
 /// Flashes `source` onto the storage `target` describes (see [`prepare`]).
+///
+/// The steps, in the crash-safe order the module documentation explains: decode and
+/// check the leading region ([`receive_prefix`], [`check_prefix`]), decide what to write
+/// ([`plan_writes`]), start the plan and hash stages, stream the runs ([`Writer::stream`]),
+/// then the tail and the held leading region ([`write_tail`]), and read back what is left
+/// to verify.
 pub fn flash<T: Transport>(
     client: &mut Client<T>,
     target: &Target,
@@ -259,131 +250,42 @@ pub fn flash<T: Transport>(
     options: FlashOptions<'_>,
     observer: &mut dyn Observer,
 ) -> Result<FlashReport, FlashError> {
-    let layout = options.layout;
-    let name = source.name.clone();
-    let format = source.format;
-    let known_len = source.image_len;
-    let raw_file = source.raw_file.take();
+    let (name, format, known_len) = (source.name.clone(), source.format, source.image_len);
     if let (FlashMode::Bmap(bmap), Some(len)) = (&options.mode, known_len) {
-        if bmap.image_size != len {
-            return Err(FlashError::BmapSize {
-                bmap: bmap.image_size,
-                image: name,
-                actual: len,
-            });
-        }
+        check_bmap_len(bmap, &name, len)?;
     }
     let command_sectors = options
         .command_sectors
         .unwrap_or_else(|| target.loader.default_command_sectors());
-    let held_len = layout.must_write_prefix;
-
-    // Decode the leading region before anything else.
+    let held_len = options.layout.must_write_prefix;
+    let raw_file = source.raw_file.take();
     let xz_blocks = source.xz_blocks.take();
     let random_xz = xz_blocks.clone();
     let (input, spec) = source.into_parts();
     let (decoded, chunk_pool, mut threads) =
         pipeline::start_decode(input, spec, xz_blocks, held_len);
-    let mut first: Vec<Chunk> = Vec::new();
-    let mut first_len = 0u64;
-    let mut ended: Option<u64> = None;
-    while first_len < held_len {
-        match decoded.recv() {
-            Ok(Decoded::Chunk(c)) => {
-                first_len += c.len as u64;
-                first.push(c);
-            }
-            Ok(Decoded::End { len }) => {
-                ended = Some(len);
-                break;
-            }
-            Ok(Decoded::Failed(f)) => return Err(stream_failure(f, &name, format)),
-            Err(_) => return Err(FlashError::Stream("the decoder stopped".into())),
-        }
-    }
-    if first_len == 0 {
-        return Err(FlashError::Stream(format!("{name} decodes to nothing")));
-    }
-    // A bmap knows the length too (a gzip or zstd stream does not say it up front).
-    let bmap_len = match &options.mode {
-        FlashMode::Bmap(bmap) => Some(bmap.image_size),
-        _ => None,
-    };
-    let image_len = known_len.or(ended).or(bmap_len);
+    let describe = |f: StreamFailure| stream_failure(f, &name, format);
 
-    // Pre-flight: on the raw file itself when there is one (its backup GPT is readable
-    // now), else on the decoded start.
-    let input = PreflightInput {
-        layout,
-        image_len,
-        storage_len: target.capacity,
-        check_backup_gpt: raw_file.is_some() || ended.is_some(),
-    };
-    let pieces = || Pieces(first.iter().map(|c| (c.offset, c.data())).collect());
-    let checked = match &raw_file {
-        Some(file) => preflight::preflight(file, input),
-        None => preflight::preflight(pieces(), input),
-    }
-    .map_err(|e| FlashError::Read(e.to_string()))?;
-    if !checked.may_flash() {
-        return Err(FlashError::Preflight(checked.errors().cloned().collect()));
-    }
-    let mut warnings = Vec::new();
-    for w in checked.warnings() {
-        warnings.push(w.to_string());
-        observer.event(Event::Warning {
-            message: w.to_string(),
-        });
-    }
-    if target.capacity.is_none() {
-        let message = "the loader does not report the storage size (mainline U-Boot): whether the image fits is checked only while writing, and the old backup GPT at the end of the storage cannot be wiped".to_string();
-        observer.event(Event::Warning {
-            message: message.clone(),
-        });
-        warnings.push(message);
-    }
-    let gpt = (!checked.gpt.is_absent()).then_some(&checked.gpt);
-    let must_write = regions::must_write(layout, gpt, image_len.unwrap_or(u64::MAX), None);
-
-    // Plan and hash.
-    let mut partitions = Vec::new();
-    let (plan_config, bmap_verifier) = match &options.mode {
-        FlashMode::Sparse => {
-            let random = if ended.is_some() {
-                sparse::RandomSource::Held(&first)
-            } else if let Some(file) = &raw_file {
-                sparse::RandomSource::Raw(file)
-            } else if let Some(blocks) = random_xz {
-                sparse::RandomSource::Xz(blocks)
-            } else {
-                sparse::RandomSource::Sequential(sparse::RandomSource::sequential_reason(
-                    &name, format,
-                ))
-            };
-            let skips = sparse::plan(&checked.gpt, &first, image_len, random);
-            for p in &skips.partitions {
-                let planned = PartitionReport::planned(p);
-                observer.event(Event::PartitionPlan(planned.clone()));
-                partitions.push(planned);
-            }
-            let forced = regions::merge_ranges(must_write.merged().into_iter().chain(skips.forced));
-            (
-                PlanConfig {
-                    min_gap: SPARSE_MIN_GAP,
-                    ..PlanConfig::sparse(forced)
-                },
-                None,
-            )
-        }
-        FlashMode::Full => (PlanConfig::full(), None),
-        FlashMode::Bmap(bmap) => (
-            PlanConfig::mapped(bmap.mapped_byte_ranges(), must_write.merged()),
-            Some(bmap.verifier()),
-        ),
-    };
+    let (first, ended) = receive_prefix(&decoded, held_len, &name, &describe)?;
+    let mut warnings = Warnings::default();
+    let checked = check_prefix(
+        &first,
+        ended,
+        raw_file.as_ref(),
+        (name.clone(), format, known_len),
+        target,
+        options,
+        &mut warnings,
+        observer,
+    )?;
+    let random =
+        sparse::RandomSource::choose(&first, ended, raw_file.as_ref(), random_xz, &name, format);
+    let (plan_config, bmap_verifier, mut partitions) =
+        plan_writes(&checked, &first, random, observer);
     let planner = Planner::new(plan_config)
         .map_err(|e| FlashError::Stream(format!("internal planning error: {e}")))?;
-    let mut io = SectorIo::new(client, command_sectors);
+
+    let io = SectorIo::new(client, command_sectors);
     let run_max = io.command_bytes();
     let (to_writer, recycler, more) = pipeline::start_plan_hash(
         first,
@@ -404,247 +306,294 @@ pub fn flash<T: Transport>(
     observer.event(Event::PhaseStart {
         phase: "write".into(),
         // Unknown up front for gzip and zstd streams: the GPT's idea of the length.
-        total_bytes: checked.image_len.unwrap_or(0),
+        total_bytes: checked.preflight.image_len.unwrap_or(0),
     });
     let started_at = Instant::now();
-    let mut state = WriteState {
-        written: 0,
-        skipped: 0,
-        image_done: 0,
-        started: false,
-        cleared_bootloader: false,
-        records: Vec::new(),
-        last_event: Instant::now(),
-    };
-    let capacity = target.capacity.unwrap_or(u64::MAX);
-    let bootloader = ByteRange::new(layout.bootloader_offset(), 512);
-    // Clears the storage's bootloader before the first image byte goes out.
-    let start = |io: &mut SectorIo<'_, T>, state: &mut WriteState| -> Result<(), FlashError> {
-        if state.started {
-            return Ok(());
-        }
-        state.started = true;
-        if bootloader.end() <= held_len.min(image_len.unwrap_or(u64::MAX)) {
-            io.write(bootloader.start, &[0u8; 512])?;
-            state.cleared_bootloader = true;
-        }
-        Ok(())
-    };
-    let mut idle = std::time::Duration::ZERO;
-    let mut verifier = options.verify.then(verify::Verifier::new);
-    let end = loop {
-        // Nothing to write yet: read back what was written instead of idling the link.
-        let received = match to_writer.try_recv() {
-            Ok(m) => Ok(m),
-            Err(TryRecvError::Disconnected) => Err(()),
-            Err(TryRecvError::Empty) => {
-                if let Some(v) = verifier.as_mut().filter(|v| v.pending(&state.records)) {
-                    v.step(&mut io, &state.records)
-                        .map_err(|e| state.interrupted(e.into()))?;
-                    continue;
-                }
-                let waiting = Instant::now();
-                let m = to_writer.recv().map_err(|_| ());
-                if state.started {
-                    idle += waiting.elapsed();
-                }
-                m
-            }
-        };
-        let msg = match received {
-            Ok(m) => m,
-            Err(_) => {
-                return Err(state.interrupted(FlashError::Stream(
-                    "the image pipeline stopped unexpectedly".into(),
-                )));
-            }
-        };
-        match msg {
-            ToWriter::PrefixChecked => {
-                start(&mut io, &mut state).map_err(|e| state.interrupted(e))?
-            }
-            ToWriter::Run(run) => {
-                start(&mut io, &mut state).map_err(|e| state.interrupted(e))?;
-                write_run(&mut io, &run, capacity, &mut state).map_err(|e| state.interrupted(e))?;
-                state.image_done = run.image_done;
-                state.skipped = run.skipped;
-                recycler.recycle(run);
-                state.progress(observer, false);
-            }
-            ToWriter::Progress {
-                image_done,
-                skipped,
-            } => {
-                state.image_done = image_done;
-                state.skipped = skipped;
-                state.progress(observer, false);
-            }
-            ToWriter::End(end) => break end,
-            ToWriter::Failed(f) => {
-                return Err(state.interrupted(stream_failure(f, &name, format)));
-            }
-        }
-    };
+    let mut writer = Writer::new(
+        io,
+        target.capacity.unwrap_or(u64::MAX),
+        bootloader_sector(checked.options.layout, checked.image_len),
+        checked.options.verify,
+    );
+    let end = writer.stream(&to_writer, &recycler, observer, &describe)?;
     for t in threads {
         let _ = t.join();
     }
-    start(&mut io, &mut state).map_err(|e| state.interrupted(e))?;
-
-    // The whole image has gone by: check what only its end can tell, before the
-    // leading region (bootloader, GPT) is written.
-    let finish = |state: &mut WriteState,
-                  io: &mut SectorIo<'_, T>|
-     -> Result<Option<ByteRange>, FlashError> {
-        if let Some(expected) = known_len.filter(|&l| l != end.len) {
-            return Err(FlashError::LengthMismatch {
-                expected,
-                actual: end.len,
-                what: if format == Format::Xz {
-                    "its xz index"
-                } else {
-                    "its file size"
-                },
-            });
-        }
-        if let FlashMode::Bmap(bmap) = &options.mode {
-            if bmap.image_size != end.len {
-                return Err(FlashError::BmapSize {
-                    bmap: bmap.image_size,
-                    image: name.clone(),
-                    actual: end.len,
-                });
-            }
-        }
-        if end.len > capacity {
-            return Err(FlashError::TooLarge {
-                end: end.len,
-                capacity,
-            });
-        }
-        let mut held_pieces: Vec<(u64, &[u8])> = end
-            .held
-            .iter()
-            .map(|r| (r.offset, r.data.as_slice()))
-            .collect();
-        held_pieces.push((end.tail.0, &end.tail.1));
-        let full_gpt = GptReport::read(
-            Pieces(held_pieces),
-            GptReadOptions {
-                len: Some(end.len),
-                ..GptReadOptions::default()
-            },
-        )
-        .map_err(|e| FlashError::Read(e.to_string()))?;
-        let new_damage: Vec<String> = full_gpt
-            .problems
-            .iter()
-            .filter(|p| p.is_corruption() && !checked.gpt.problems.contains(p))
-            .filter(|_| !checked.gpt.is_absent())
-            .map(|p| p.to_string())
-            .collect();
-        if !new_damage.is_empty() {
-            return Err(FlashError::BackupGpt(new_damage));
-        }
-        let gpt = (!full_gpt.is_absent()).then_some(&full_gpt);
-        let wipe = regions::must_write(layout, gpt, end.len, target.capacity).wipe_after_image;
-        if let Some(w) = wipe {
-            let zeros = vec![0u8; w.len as usize];
-            io.write(w.start, &zeros)?;
-            state.records.push(Written {
-                range: w,
-                hash: xxhash_rust::xxh3::xxh3_128(&zeros),
-            });
-        }
-        // The run holding the bootloader's first sector goes last of all.
-        for run in end.held.iter().rev() {
-            write_run(io, run, capacity, state)?;
-        }
-        Ok(wipe)
-    };
-    let wiped = finish(&mut state, &mut io).map_err(|e| state.interrupted(e))?;
-    state.image_done = end.len;
-    state.skipped = end.stats.bytes_skipped;
-    state.progress(observer, true);
+    writer.begin().map_err(|e| writer.interrupted(e))?;
+    let wiped =
+        write_tail(&mut writer, &end, &checked, target).map_err(|e| writer.interrupted(e))?;
+    writer.reached_end(end.len, end.stats.bytes_skipped, observer);
     let write_seconds = started_at.elapsed().as_secs_f64();
     observer.event(Event::PhaseDone {
         phase: "write".into(),
-        bytes: state.written,
+        bytes: writer.written,
         seconds: write_seconds,
     });
-    for (from, to) in &io.fallbacks {
-        let message =
-            format!("the loader refused {from}-sector commands; used {to}-sector commands instead");
-        observer.event(Event::Warning {
-            message: message.clone(),
-        });
-        warnings.push(message);
+    for (from, to) in writer.io.fallbacks.clone() {
+        warnings.add(
+            observer,
+            format!("the loader refused {from}-sector commands; used {to}-sector commands instead"),
+        );
+    }
+    for p in &mut partitions {
+        p.count(&writer.records);
     }
 
-    for p in &mut partitions {
-        p.count(&state.records);
-    }
-    let verified_during_write = verifier.as_ref().map_or(0, |v| v.verified_bytes());
-    let verify_start = Instant::now();
-    let verify = match verifier {
-        Some(v) => v.finish(&mut io, &state.records, observer)?,
-        None => VerifyOutcome::Skipped,
-    };
-    if let VerifyOutcome::ReadWall {
-        unverified_bytes, ..
-    } = verify
-    {
-        let message = format!(
-            "this loader answers every read that ends past 32 MiB (sector 65536) with 0xCC bytes, a known limitation of some Rockchip vendor loaders (writes are not affected): the {} written beyond it could not be read back. Everything below 32 MiB (bootloader and GPT included) was verified. To verify the rest, flash with a loader that reads the whole eMMC, such as the FriendlyELEC RK3588 usbplug",
-            human_bytes(unverified_bytes)
-        );
-        observer.event(Event::Warning {
-            message: message.clone(),
-        });
-        warnings.push(message);
-    }
+    let (verify, verified_during_write, verify_seconds) =
+        read_back(&mut writer, &mut warnings, observer)?;
     Ok(FlashReport {
         image: name,
         format,
         image_len: end.len,
         storage: target.storage,
         capacity: target.capacity,
-        bytes_written: state.written,
+        bytes_written: writer.written,
         bytes_skipped: end.stats.bytes_skipped,
-        commands: io.commands,
-        command_sectors: io.command_sectors(),
+        commands: writer.io.commands,
+        command_sectors: writer.io.command_sectors(),
         wiped: wiped.map(|w| (w.start, w.len)),
         verify,
         verified_during_write,
-        warnings,
+        warnings: warnings.0,
         partitions,
         write_seconds,
-        writer_idle_seconds: idle.as_secs_f64(),
-        verify_seconds: if options.verify {
-            verify_start.elapsed().as_secs_f64()
-        } else {
-            0.0
-        },
+        writer_idle_seconds: writer.idle.as_secs_f64(),
+        verify_seconds,
     })
 }
 
-fn write_run<T: Transport>(
-    io: &mut SectorIo<'_, T>,
-    run: &Run,
-    capacity: u64,
-    state: &mut WriteState,
-) -> Result<(), FlashError> {
-    let range = run.range();
-    if range.end() > capacity {
+/// Reads back whatever the writer has not verified yet: the outcome, the bytes verified
+/// while the writer waited for the pipeline, and the seconds spent after writing.
+fn read_back<T: Transport>(
+    writer: &mut Writer<'_, T>,
+    warnings: &mut Warnings,
+    observer: &mut dyn Observer,
+) -> Result<(VerifyOutcome, u64, f64), FlashError> {
+    let Some(verifier) = writer.verifier.take() else {
+        return Ok((VerifyOutcome::Skipped, 0, 0.0));
+    };
+    let during_write = verifier.verified_bytes();
+    let started = Instant::now();
+    let outcome = verifier.finish(&mut writer.io, &writer.records, observer)?;
+    if let VerifyOutcome::ReadWall {
+        unverified_bytes, ..
+    } = outcome
+    {
+        warnings.add(observer, read_wall_warning(unverified_bytes));
+    }
+    Ok((outcome, during_write, started.elapsed().as_secs_f64()))
+}
+
+/// The bootloader's first sector, which the writer clears before the first image byte
+/// (and writes back last); `None` when the image ends before it.
+fn bootloader_sector(layout: &BoardLayout, image_len: Option<u64>) -> Option<ByteRange> {
+    let sector = ByteRange::new(layout.bootloader_offset(), 512);
+    let held_len = layout.must_write_prefix;
+    (sector.end() <= held_len.min(image_len.unwrap_or(u64::MAX))).then_some(sector)
+}
+
+fn check_bmap_len(bmap: &Bmap, image: &str, actual: u64) -> Result<(), FlashError> {
+    if bmap.image_size == actual {
+        return Ok(());
+    }
+    Err(FlashError::BmapSize {
+        bmap: bmap.image_size,
+        image: image.to_string(),
+        actual,
+    })
+}
+
+fn read_wall_warning(unverified_bytes: u64) -> String {
+    format!(
+        "this loader answers every read that ends past 32 MiB (sector 65536) with 0xCC bytes, a known limitation of some Rockchip vendor loaders (writes are not affected): the {} written beyond it could not be read back. Everything below 32 MiB (bootloader and GPT included) was verified. To verify the rest, flash with a loader that reads the whole eMMC, such as the FriendlyELEC RK3588 usbplug",
+        human_bytes(unverified_bytes)
+    )
+}
+
+/// Receives the leading `held_len` bytes of the decoded image (or all of a shorter one):
+/// the chunks, and the image's length when the stream already ended.
+fn receive_prefix(
+    decoded: &Receiver<Decoded>,
+    held_len: u64,
+    name: &str,
+    describe: &dyn Fn(StreamFailure) -> FlashError,
+) -> Result<(Vec<Chunk>, Option<u64>), FlashError> {
+    let mut first: Vec<Chunk> = Vec::new();
+    let mut first_len = 0u64;
+    while first_len < held_len {
+        match decoded.recv() {
+            Ok(Decoded::Chunk(c)) => {
+                first_len += c.len as u64;
+                first.push(c);
+            }
+            Ok(Decoded::End { len: 0 }) => break,
+            Ok(Decoded::End { len }) => return Ok((first, Some(len))),
+            Ok(Decoded::Failed(f)) => return Err(describe(f)),
+            Err(_) => return Err(FlashError::Stream("the decoder stopped".into())),
+        }
+    }
+    if first_len == 0 {
+        return Err(FlashError::Stream(format!("{name} decodes to nothing")));
+    }
+    Ok((first, None))
+}
+
+/// The pre-flight check on the leading region: on the raw file itself when there is one
+/// (its backup GPT is readable now), else on the decoded start. Errors stop the flash
+/// with nothing written; warnings are collected.
+#[allow(clippy::too_many_arguments)]
+fn check_prefix<'a>(
+    first: &[Chunk],
+    ended: Option<u64>,
+    raw_file: Option<&FileAt>,
+    (name, format, known_len): (String, Format, Option<u64>),
+    target: &Target,
+    options: FlashOptions<'a>,
+    warnings: &mut Warnings,
+    observer: &mut dyn Observer,
+) -> Result<Checked<'a>, FlashError> {
+    // A bmap knows the length too (a gzip or zstd stream does not say it up front).
+    let bmap_len = match &options.mode {
+        FlashMode::Bmap(bmap) => Some(bmap.image_size),
+        _ => None,
+    };
+    let image_len = known_len.or(ended).or(bmap_len);
+    let input = PreflightInput {
+        layout: options.layout,
+        image_len,
+        storage_len: target.capacity,
+        check_backup_gpt: raw_file.is_some() || ended.is_some(),
+    };
+    let checked = match raw_file {
+        Some(file) => preflight::preflight(file, input),
+        None => preflight::preflight(
+            Pieces(first.iter().map(|c| (c.offset, c.data())).collect()),
+            input,
+        ),
+    }
+    .map_err(|e| FlashError::Read(e.to_string()))?;
+    if !checked.may_flash() {
+        return Err(FlashError::Preflight(checked.errors().cloned().collect()));
+    }
+    for w in checked.warnings() {
+        warnings.add(observer, w.to_string());
+    }
+    if target.capacity.is_none() {
+        warnings.add(observer, "the loader does not report the storage size (mainline U-Boot): whether the image fits is checked only while writing, and the old backup GPT at the end of the storage cannot be wiped");
+    }
+    let gpt = (!checked.gpt.is_absent()).then_some(&checked.gpt);
+    let must_write = regions::must_write(options.layout, gpt, image_len.unwrap_or(u64::MAX), None);
+    Ok(Checked {
+        name,
+        format,
+        known_len,
+        image_len,
+        preflight: checked,
+        must_write,
+        options,
+    })
+}
+
+/// What to write: the planner's configuration, the bmap's checksum verifier, and (for a
+/// sparse flash) each partition's decision, also sent as `partition-plan` events.
+fn plan_writes(
+    checked: &Checked<'_>,
+    first: &[Chunk],
+    random: sparse::RandomSource<'_>,
+    observer: &mut dyn Observer,
+) -> (PlanConfig, Option<RangeVerifier>, Vec<PartitionReport>) {
+    let must_write = checked.must_write.merged();
+    match &checked.options.mode {
+        FlashMode::Sparse => {
+            let skips = sparse::plan(&checked.preflight.gpt, first, checked.image_len, random);
+            let partitions: Vec<PartitionReport> = skips
+                .partitions
+                .iter()
+                .map(PartitionReport::planned)
+                .collect();
+            for p in &partitions {
+                observer.event(Event::PartitionPlan(p.clone()));
+            }
+            let forced = regions::merge_ranges(must_write.into_iter().chain(skips.forced));
+            let config = PlanConfig {
+                min_gap: SPARSE_MIN_GAP,
+                ..PlanConfig::sparse(forced)
+            };
+            (config, None, partitions)
+        }
+        FlashMode::Full => (PlanConfig::full(), None, Vec::new()),
+        FlashMode::Bmap(bmap) => (
+            PlanConfig::mapped(bmap.mapped_byte_ranges(), must_write),
+            Some(bmap.verifier()),
+            Vec::new(),
+        ),
+    }
+}
+
+/// The whole image has gone by: checks what only its end can tell (its length, its
+/// backup GPT), wipes the storage's old backup GPT, then writes the held leading region
+/// (bootloader, GPT) last of all. Returns the wiped range.
+fn write_tail<T: Transport>(
+    writer: &mut Writer<'_, T>,
+    end: &StreamEnd,
+    checked: &Checked<'_>,
+    target: &Target,
+) -> Result<Option<ByteRange>, FlashError> {
+    if let Some(expected) = checked.known_len.filter(|&l| l != end.len) {
+        return Err(FlashError::LengthMismatch {
+            expected,
+            actual: end.len,
+            what: if checked.format == Format::Xz {
+                "its xz index"
+            } else {
+                "its file size"
+            },
+        });
+    }
+    if let FlashMode::Bmap(bmap) = &checked.options.mode {
+        check_bmap_len(bmap, &checked.name, end.len)?;
+    }
+    let capacity = target.capacity.unwrap_or(u64::MAX);
+    if end.len > capacity {
         return Err(FlashError::TooLarge {
-            end: range.end(),
+            end: end.len,
             capacity,
         });
     }
-    io.write(range.start, &run.data)?;
-    state.written += range.len;
-    state.records.push(Written {
-        range,
-        hash: run.hash,
-    });
-    Ok(())
+    let mut held: Vec<(u64, &[u8])> = end
+        .held
+        .iter()
+        .map(|r| (r.offset, r.data.as_slice()))
+        .collect();
+    held.push((end.tail.0, &end.tail.1));
+    let full_gpt = GptReport::read(
+        Pieces(held),
+        GptReadOptions {
+            len: Some(end.len),
+            ..GptReadOptions::default()
+        },
+    )
+    .map_err(|e| FlashError::Read(e.to_string()))?;
+    let prefix_gpt = &checked.preflight.gpt;
+    let new_damage: Vec<String> = full_gpt
+        .problems
+        .iter()
+        .filter(|p| p.is_corruption() && !prefix_gpt.problems.contains(p))
+        .filter(|_| !prefix_gpt.is_absent())
+        .map(|p| p.to_string())
+        .collect();
+    if !new_damage.is_empty() {
+        return Err(FlashError::BackupGpt(new_damage));
+    }
+    let gpt = (!full_gpt.is_absent()).then_some(&full_gpt);
+    let layout = checked.options.layout;
+    let wipe = regions::must_write(layout, gpt, end.len, target.capacity).wipe_after_image;
+    if let Some(w) = wipe {
+        writer.write_zeros(w)?;
+    }
+    // The run holding the bootloader's first sector goes last of all.
+    for run in end.held.iter().rev() {
+        writer.write_run(run)?;
+    }
+    Ok(wipe)
 }

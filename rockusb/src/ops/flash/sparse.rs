@@ -24,7 +24,25 @@ pub enum RandomSource<'a> {
     Sequential(String),
 }
 
-impl RandomSource<'_> {
+impl<'a> RandomSource<'a> {
+    /// The best way to read the image ahead: the chunks already held when the stream
+    /// ended inside them, the raw file, the .xz index, or none.
+    pub fn choose(
+        held: &'a [Chunk],
+        ended: Option<u64>,
+        raw_file: Option<&'a FileAt>,
+        xz: Option<XzBlocks>,
+        name: &str,
+        format: Format,
+    ) -> Self {
+        match (ended, raw_file, xz) {
+            (Some(_), _, _) => RandomSource::Held(held),
+            (None, Some(file), _) => RandomSource::Raw(file),
+            (None, None, Some(blocks)) => RandomSource::Xz(blocks),
+            (None, None, None) => RandomSource::Sequential(Self::sequential_reason(name, format)),
+        }
+    }
+
     /// Why an in-order source cannot be read ahead, by where it comes from.
     pub fn sequential_reason(name: &str, format: Format) -> String {
         match format {

@@ -1,0 +1,206 @@
+//! The writer's side of a flash: one object that owns the sector I/O, what has been
+//! written so far, the read-back verifier and the time the link sat idle, and follows the
+//! crash-safe order of [`super`]: clear the bootloader's first sector before the first
+//! image byte, stream the runs, then the tail (wipe of the old backup GPT) and the held
+//! leading region last.
+
+use super::FlashError;
+use super::pipeline::{Run, RunRecycler, StreamEnd, StreamFailure, ToWriter};
+use super::verify::{self, Written};
+use super::writer::SectorIo;
+use crate::ops::{Event, Observer};
+use crate::transport::Transport;
+use rockusb_images::ByteRange;
+use std::sync::mpsc::{Receiver, TryRecvError};
+use std::time::{Duration, Instant};
+
+/// Progress events are sent at most this often.
+const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
+
+pub struct Writer<'a, T: Transport> {
+    pub io: SectorIo<'a, T>,
+    /// Every range written, with its digest, for the read-back.
+    pub records: Vec<Written>,
+    pub verifier: Option<verify::Verifier>,
+    /// Time spent waiting for the pipeline after the first write.
+    pub idle: Duration,
+    pub written: u64,
+    skipped: u64,
+    image_done: u64,
+    started: bool,
+    cleared_bootloader: bool,
+    last_event: Instant,
+    /// Writes that end past this fail with [`FlashError::TooLarge`].
+    capacity: u64,
+    /// The bootloader's first sector, cleared before the first image byte goes out; `None`
+    /// when the image does not reach it inside the held region.
+    bootloader: Option<ByteRange>,
+}
+
+impl<'a, T: Transport> Writer<'a, T> {
+    pub fn new(
+        io: SectorIo<'a, T>,
+        capacity: u64,
+        bootloader: Option<ByteRange>,
+        verify: bool,
+    ) -> Self {
+        Writer {
+            io,
+            records: Vec::new(),
+            verifier: verify.then(verify::Verifier::new),
+            idle: Duration::ZERO,
+            written: 0,
+            skipped: 0,
+            image_done: 0,
+            started: false,
+            cleared_bootloader: false,
+            last_event: Instant::now(),
+            capacity,
+            bootloader,
+        }
+    }
+
+    /// Wraps a failure after the first write with what the storage holds now.
+    pub fn interrupted(&self, cause: FlashError) -> FlashError {
+        if !self.started {
+            return cause;
+        }
+        FlashError::Interrupted {
+            cause: Box::new(cause),
+            written: self.written,
+            image_offset: self.image_done,
+            state: if self.cleared_bootloader {
+                "The bootloader on the storage was cleared first and is written last, so the board is not bootable now: it will start in MaskROM."
+            } else {
+                "The storage holds part of the image and is not bootable."
+            },
+        }
+    }
+
+    /// Clears the storage's bootloader before the first image byte goes out (once).
+    pub fn begin(&mut self) -> Result<(), FlashError> {
+        if self.started {
+            return Ok(());
+        }
+        self.started = true;
+        if let Some(sector) = self.bootloader {
+            self.io.write(sector.start, &[0u8; 512])?;
+            self.cleared_bootloader = true;
+        }
+        Ok(())
+    }
+
+    pub fn write_run(&mut self, run: &Run) -> Result<(), FlashError> {
+        let range = run.range();
+        if range.end() > self.capacity {
+            return Err(FlashError::TooLarge {
+                end: range.end(),
+                capacity: self.capacity,
+            });
+        }
+        self.io.write(range.start, &run.data)?;
+        self.written += range.len;
+        self.records.push(Written {
+            range,
+            hash: run.hash,
+        });
+        Ok(())
+    }
+
+    /// Zeroes `range` (the old backup GPT past the image) and records it for the read-back.
+    pub fn write_zeros(&mut self, range: ByteRange) -> Result<(), FlashError> {
+        let zeros = vec![0u8; range.len as usize];
+        self.io.write(range.start, &zeros)?;
+        self.records.push(Written {
+            range,
+            hash: xxhash_rust::xxh3::xxh3_128(&zeros),
+        });
+        Ok(())
+    }
+
+    /// Writes every run the pipeline sends until the stream ends; reads back what was
+    /// written while nothing is ready, rather than leave the link idle. Errors come back
+    /// already wrapped by [`Self::interrupted`].
+    pub fn stream(
+        &mut self,
+        to_writer: &Receiver<ToWriter>,
+        recycler: &RunRecycler,
+        observer: &mut dyn Observer,
+        describe: &dyn Fn(StreamFailure) -> FlashError,
+    ) -> Result<StreamEnd, FlashError> {
+        loop {
+            let msg = self.next_message(to_writer)?;
+            match msg {
+                ToWriter::PrefixChecked => self.begin().map_err(|e| self.interrupted(e))?,
+                ToWriter::Run(run) => {
+                    self.begin()
+                        .and_then(|()| self.write_run(&run))
+                        .map_err(|e| self.interrupted(e))?;
+                    self.image_done = run.image_done;
+                    self.skipped = run.skipped;
+                    recycler.recycle(run);
+                    self.progress(observer, false);
+                }
+                ToWriter::Progress {
+                    image_done,
+                    skipped,
+                } => {
+                    self.image_done = image_done;
+                    self.skipped = skipped;
+                    self.progress(observer, false);
+                }
+                ToWriter::End(end) => return Ok(end),
+                ToWriter::Failed(f) => return Err(self.interrupted(describe(f))),
+            }
+        }
+    }
+
+    /// The next message; verifies pending ranges while the pipeline has nothing ready.
+    fn next_message(&mut self, to_writer: &Receiver<ToWriter>) -> Result<ToWriter, FlashError> {
+        loop {
+            match to_writer.try_recv() {
+                Ok(m) => return Ok(m),
+                Err(TryRecvError::Disconnected) => return Err(self.pipeline_stopped()),
+                Err(TryRecvError::Empty) => {}
+            }
+            if let Some(v) = self.verifier.as_mut().filter(|v| v.pending(&self.records)) {
+                let step = v.step(&mut self.io, &self.records);
+                step.map_err(|e| self.interrupted(e.into()))?;
+                continue;
+            }
+            let waiting = Instant::now();
+            let m = to_writer.recv().map_err(|_| self.pipeline_stopped())?;
+            if self.started {
+                self.idle += waiting.elapsed();
+            }
+            return Ok(m);
+        }
+    }
+
+    fn pipeline_stopped(&self) -> FlashError {
+        self.interrupted(FlashError::Stream(
+            "the image pipeline stopped unexpectedly".into(),
+        ))
+    }
+
+    /// The stream is over: the image was `len` bytes, `skipped` of them left out.
+    pub fn reached_end(&mut self, len: u64, skipped: u64, observer: &mut dyn Observer) {
+        self.image_done = len;
+        self.skipped = skipped;
+        self.progress(observer, true);
+    }
+
+    fn progress(&mut self, observer: &mut dyn Observer, force: bool) {
+        if force || self.last_event.elapsed() >= PROGRESS_INTERVAL {
+            self.last_event = Instant::now();
+            observer.event(Event::Progress {
+                phase: "write".into(),
+                done_bytes: self.image_done,
+            });
+            observer.event(Event::WriteTotals {
+                written_bytes: self.written,
+                skipped_bytes: self.skipped,
+            });
+        }
+    }
+}
