@@ -80,6 +80,22 @@ pub fn merge_ranges(ranges: impl IntoIterator<Item = ByteRange>) -> Vec<ByteRang
     out
 }
 
+/// `range` minus the sorted, disjoint `holes` (which may reach outside it).
+pub fn subtract(range: ByteRange, holes: &[ByteRange]) -> Vec<ByteRange> {
+    let mut out = Vec::new();
+    let mut pos = range.start;
+    for h in holes.iter().filter_map(|h| h.intersection(&range)) {
+        if h.start > pos {
+            out.push(ByteRange::new(pos, h.start - pos));
+        }
+        pos = pos.max(h.end());
+    }
+    if pos < range.end() {
+        out.push(ByteRange::new(pos, range.end() - pos));
+    }
+    out
+}
+
 /// Computes the must-write regions of an image of `image_len` bytes for `layout`.
 ///
 /// `gpt` is the image's table (`None` or a table without the layout's partitions still
@@ -164,6 +180,21 @@ mod tests {
             must_write(&NANOPI_M6, None, 8 * MIB, None).wipe_after_image,
             None
         );
+    }
+
+    #[test]
+    fn subtracting_holes_leaves_the_used_parts() {
+        let r = ByteRange::new(100, 100);
+        let holes = [
+            ByteRange::new(50, 60),
+            ByteRange::new(120, 10),
+            ByteRange::new(190, 50),
+        ];
+        assert_eq!(
+            subtract(r, &holes),
+            vec![ByteRange::new(110, 10), ByteRange::new(130, 60)]
+        );
+        assert_eq!(subtract(r, &[]), vec![r]);
     }
 
     #[test]

@@ -21,7 +21,7 @@ use crate::gpt::GptReport;
 use crate::gpt::mbr::mbr_partitions;
 use crate::layout::ByteRange;
 use crate::read_at::ReadAt;
-use crate::regions::merge_ranges;
+use crate::regions::{merge_ranges, subtract};
 use std::fmt;
 
 /// How the image's partitions were found.
@@ -132,31 +132,22 @@ pub fn skip_map(
     let limit = image_len.unwrap_or(u64::MAX);
     let (table, found) = find_partitions(gpt, sector0, limit);
     let mut forced = gpt_areas(gpt);
-    let mut partitions = Vec::with_capacity(found.len());
-    match found.iter().map(|p| p.range.start).min() {
-        // Before the first partition: MBR, GPT, bootloaders.
-        Some(first) => forced.push(ByteRange::new(0, first)),
-        None if table != TableKind::None => forced.push(ByteRange::new(0, limit)),
-        None => {}
-    }
-    let whole_image = found.is_empty() && table == TableKind::None;
-    let candidates = if whole_image {
-        match image_len {
-            Some(len) if len > 0 => vec![Found {
-                number: 0,
-                name: "whole image".into(),
-                range: ByteRange::new(0, len),
-                extended: false,
-            }],
-            // An image of unknown length and no table: nothing can be skipped.
-            _ => {
-                forced.push(ByteRange::new(0, limit));
-                Vec::new()
-            }
-        }
-    } else {
-        found
+    // A table-less image is probed as one file system; its length must be known.
+    let candidates = match (table, image_len) {
+        (TableKind::None, Some(len)) if len > 0 => vec![Found {
+            number: 0,
+            name: "whole image".into(),
+            range: ByteRange::new(0, len),
+            extended: false,
+        }],
+        (TableKind::None, _) => Vec::new(),
+        _ => found,
     };
+    // Before the first partition (MBR, GPT, bootloaders), or everything when nothing
+    // was found to account for.
+    let first = candidates.iter().map(|p| p.range.start).min();
+    forced.push(ByteRange::new(0, first.unwrap_or(limit)));
+    let mut partitions = Vec::with_capacity(candidates.len());
     for p in candidates {
         let (accounting, free) = account(&p, &mut access);
         forced.extend(subtract(p.range, &free));
@@ -308,44 +299,10 @@ fn account(p: &Found, access: &mut Access<'_>) -> (Accounting, Vec<ByteRange>) {
     }
 }
 
-/// `range` minus the sorted, disjoint `holes`.
-fn subtract(range: ByteRange, holes: &[ByteRange]) -> Vec<ByteRange> {
-    let mut out = Vec::new();
-    let mut pos = range.start;
-    for h in holes {
-        let Some(h) = h.intersection(&range) else {
-            continue;
-        };
-        if h.start > pos {
-            out.push(ByteRange::new(pos, h.start - pos));
-        }
-        pos = pos.max(h.end());
-    }
-    if pos < range.end() {
-        out.push(ByteRange::new(pos, range.end() - pos));
-    }
-    out
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::gpt::GptReadOptions;
-
-    #[test]
-    fn subtracting_holes_leaves_the_used_parts() {
-        let r = ByteRange::new(100, 100);
-        let holes = [
-            ByteRange::new(50, 60),
-            ByteRange::new(120, 10),
-            ByteRange::new(190, 50),
-        ];
-        assert_eq!(
-            subtract(r, &holes),
-            vec![ByteRange::new(110, 10), ByteRange::new(130, 60)]
-        );
-        assert_eq!(subtract(r, &[]), vec![r]);
-    }
 
     /// A signed MBR with one partition of `type_byte` at LBA 2048, 4096 sectors.
     fn mbr_image(type_byte: u8, fill: u8) -> Vec<u8> {

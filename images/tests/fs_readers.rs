@@ -278,22 +278,29 @@ fn xfs_agfl_blocks(image: &Path, sb: &XfsSb) -> Vec<ByteRange> {
     blocks
 }
 
+/// Each damage case (what, offset, bytes, expected words) applied by `damage` must be
+/// refused with an error that names it.
+fn assert_each_refused(
+    name: &str,
+    cases: &[(&str, usize, &[u8], &str)],
+    damage: impl Fn(usize, &[u8]) -> Vec<u8>,
+) {
+    for &(what, offset, bytes, expected) in cases {
+        let result = free_of_bytes(&damage(offset, bytes));
+        let Err(e) = result else {
+            panic!("{name}, {what}: {result:?}");
+        };
+        eprintln!("{name}, {what}: {e}");
+        assert!(e.to_string().contains(expected), "{name}, {what}: {e}");
+    }
+}
+
 /// `ranges` (merged) minus the sorted, disjoint `holes`.
 fn subtract(ranges: &[ByteRange], holes: &[ByteRange]) -> Vec<ByteRange> {
-    let mut out = Vec::new();
-    for r in ranges {
-        let mut pos = r.start;
-        for h in holes.iter().filter_map(|h| h.intersection(r)) {
-            if h.start > pos {
-                out.push(ByteRange::new(pos, h.start - pos));
-            }
-            pos = pos.max(h.end());
-        }
-        if pos < r.end() {
-            out.push(ByteRange::new(pos, r.end() - pos));
-        }
-    }
-    out
+    ranges
+        .iter()
+        .flat_map(|&r| rockusb_images::regions::subtract(r, holes))
+        .collect()
 }
 
 /// The sum of every AGF's `freeblks`.
@@ -596,14 +603,9 @@ fn xfs_damage_gives_errors_not_panics() {
             ("sb_agcount zero", 88, &[0; 4], "allocation groups"),
             ("sb_blocksize odd", 4, &[0, 0, 0x10, 1], "block size"),
         ];
-        for &(what, offset, bytes, expected) in cases {
-            let result = free_of_bytes(&xfs_damaged(&image, offset, bytes));
-            let Err(e) = result else {
-                panic!("{name}, {what}: {result:?}");
-            };
-            eprintln!("{name}, {what}: {e}");
-            assert!(e.to_string().contains(expected), "{name}, {what}: {e}");
-        }
+        assert_each_refused(&name, cases, |offset, bytes| {
+            xfs_damaged(&image, offset, bytes)
+        });
     }
 }
 
@@ -1025,14 +1027,9 @@ fn ext_damage_gives_errors_not_panics() {
                 "free blocks",
             ),
         ];
-        for &(what, offset, bytes, expected) in cases {
-            let result = free_of_bytes(&ext_damaged(&image, offset, bytes));
-            let Err(e) = result else {
-                panic!("{name}, {what}: {result:?}");
-            };
-            eprintln!("{name}, {what}: {e}");
-            assert!(e.to_string().contains(expected), "{name}, {what}: {e}");
-        }
+        assert_each_refused(&name, cases, |offset, bytes| {
+            ext_damaged(&image, offset, bytes)
+        });
     }
 }
 

@@ -420,51 +420,33 @@ fn build_image(path: &Path, dir: &Path) -> u64 {
     let files = dir.join("files");
     std::fs::create_dir_all(&files).unwrap();
     let efi = dir.join("efi.img");
-    sized_file(&efi, 100 * MIB);
-    run(Command::new("mkfs.vfat")
-        .args(["-F", "32", "-n", "EFI"])
-        .arg(&efi));
-    let mut mcopy = Command::new("mcopy");
-    mcopy.env("MTOOLS_SKIP_CHECK", "1").arg("-i").arg(&efi);
-    for i in 0..3u64 {
-        let file = files.join(format!("efi{i}.bin"));
-        std::fs::write(&file, filler(10 * MIB as usize, 3 + i, 0.5)).unwrap();
-        mcopy.arg(file);
-    }
-    run(mcopy.arg("::"));
+    let efi_files: Vec<PathBuf> = (0..3u64)
+        .map(|i| {
+            let file = files.join(format!("efi{i}.bin"));
+            std::fs::write(&file, filler(10 * MIB as usize, 3 + i, 0.5)).unwrap();
+            file
+        })
+        .collect();
+    let efi_files: Vec<&Path> = efi_files.iter().map(PathBuf::as_path).collect();
+    rockusb_testkit::fs::fat_with_files(&efi, 100 * MIB, &["-F", "32", "-n", "EFI"], &efi_files);
     copy_into(&efi, &f, 11 * MIB);
     // BOOT (XFS at 112 MiB): kernel, then initramfs.xz (already compressed).
     let kernel = files.join("vmlinuz");
     std::fs::write(&kernel, filler(70 * MIB as usize, 4, 0.4)).unwrap();
     let initramfs = files.join("initramfs.xz");
     std::fs::write(&initramfs, filler(190 * MIB as usize, 5, 1.0)).unwrap();
-    let proto = files.join("boot.proto");
-    std::fs::write(
-        &proto,
-        format!(
-            "/dummy\n0 0\nd--755 0 0\nvmlinuz ---644 0 0 {}\ninitramfs.xz ---644 0 0 {}\n$\n$\n",
-            kernel.display(),
-            initramfs.display()
-        ),
-    )
-    .unwrap();
     let boot = dir.join("boot.img");
-    sized_file(&boot, 1800 * MIB);
-    run(Command::new("mkfs.xfs")
-        .arg("-q")
-        .arg("-p")
-        .arg(&proto)
-        .arg(&boot));
+    let boot_files = [
+        ("vmlinuz", kernel.as_path()),
+        ("initramfs.xz", initramfs.as_path()),
+    ];
+    rockusb_testkit::fs::xfs_with_files(&boot, 1800 * MIB, &boot_files, false);
     copy_into(&boot, &f, 112 * MIB);
     let _ = std::fs::remove_dir_all(&files);
     let _ = std::fs::remove_file(&efi);
     let _ = std::fs::remove_file(&boot);
     drop(f);
     non_zero_bytes(path)
-}
-
-fn sized_file(path: &Path, len: u64) {
-    std::fs::File::create(path).unwrap().set_len(len).unwrap();
 }
 
 /// Copies the non-zero 1 MiB pieces of `from` into `to` at `offset` (keeps it sparse).

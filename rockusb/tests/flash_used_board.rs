@@ -10,11 +10,14 @@
 
 mod flash_support;
 
-use flash_support::{json_result, pseudo_random, rockusb_with_stdin, standin, text, write_at};
+use flash_support::{
+    compress, flash, json_result, pseudo_random, rockusb_with_stdin, standin, text, write_at, xz,
+};
 use rockusb::protocol::StorageKind;
 use rockusb::virtual_board::{BoardConfig, VirtualBoard};
+use rockusb_testkit::fs::sized_file;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 
 const MIB: u64 = 1024 * 1024;
 const BOARD: &str = "m6";
@@ -59,53 +62,31 @@ fn run<C: std::borrow::BorrowMut<Command>>(mut cmd: C) -> Vec<u8> {
     rockusb_testkit::run(cmd.borrow_mut().stdin(Stdio::null()))
 }
 
-fn sparse_file(path: &Path, len: u64) {
-    std::fs::File::create(path)
-        .and_then(|f| f.set_len(len))
-        .unwrap();
-}
-
 /// A FAT32 file system of `len` bytes (512-byte clusters, as mkfs.vfat gives a Talos-sized
 /// ESP) holding every file of `files`.
 fn fat32(path: &Path, len: u64, label: &str, files: &Path) {
-    sparse_file(path, len);
-    run(Command::new("mkfs.vfat")
-        .args(["-F", "32", "-S", "512", "-s", "1", "-n", label])
-        .arg(path));
-    let mut cmd = Command::new("mcopy");
-    cmd.env("MTOOLS_SKIP_CHECK", "1")
-        .arg("-s")
-        .arg("-i")
-        .arg(path);
-    for entry in std::fs::read_dir(files).unwrap() {
-        cmd.arg(entry.unwrap().path());
-    }
-    run(cmd.arg("::"));
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(files)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    entries.sort();
+    let entries: Vec<&Path> = entries.iter().map(PathBuf::as_path).collect();
+    let mkfs = ["-F", "32", "-S", "512", "-s", "1", "-n", label];
+    rockusb_testkit::fs::fat_with_files(path, len, &mkfs, &entries);
 }
 
 fn ext4(path: &Path, len: u64, files: &Path) {
-    sparse_file(path, len);
+    sized_file(path, len);
     run(Command::new("mkfs.ext4")
         .args(["-q", "-F", "-b", "4096", "-d"])
         .arg(files)
         .arg(path));
 }
 
-/// An XFS populated from a mkfs.xfs prototype file naming `files` (regular files only).
+/// An XFS of `len` bytes (mkfs.xfs's defaults) holding `files`.
 fn xfs(path: &Path, len: u64, files: &[(&str, PathBuf)]) {
-    sparse_file(path, len);
-    let mut proto = String::from("/dummy\n0 0\nd--755 0 0\n");
-    for (name, source) in files {
-        proto += &format!("{name} ---644 0 0 {}\n", source.display());
-    }
-    proto += "$\n$\n";
-    let proto_path = path.with_extension("proto");
-    std::fs::write(&proto_path, proto).unwrap();
-    run(Command::new("mkfs.xfs")
-        .arg("-q")
-        .arg("-p")
-        .arg(&proto_path)
-        .arg(path));
+    let files: Vec<(&str, &Path)> = files.iter().map(|(n, p)| (*n, p.as_path())).collect();
+    rockusb_testkit::fs::xfs_with_files(path, len, &files, false);
 }
 
 /// Churns an XFS through a loop mount, so its log holds records with its UUID; `false`
@@ -162,7 +143,7 @@ fn files(dir: &Path, name: &str, count: usize, len: usize, extra: &[(&str, Vec<u
 /// A Talos-shaped disk: GPT entries at LBA 2 + 20480, an RKNS bootloader at 32 KiB, and
 /// the given partition images at their offsets.
 fn disk(path: &Path, contents: &[(&str, &Path)]) {
-    sparse_file(path, IMAGE_LEN);
+    sized_file(path, IMAGE_LEN);
     let mut cmd = Command::new("sgdisk");
     cmd.arg("--move-main-table=20482");
     for (n, name, start, size, kind) in PARTS {
@@ -210,7 +191,7 @@ fn fixture(test: &str) -> Option<Fixture> {
     let d = dir.path();
     // The old system.
     let old_boot = d.join("old-boot.img");
-    sparse_file(&old_boot, part("BOOT").1);
+    sized_file(&old_boot, part("BOOT").1);
     run(Command::new("mkfs.xfs").arg("-q").arg(&old_boot));
     if !churn_xfs(test, &old_boot, d) {
         return None;
@@ -402,10 +383,6 @@ fn flashed_board(root: &Path) -> VirtualBoard {
     VirtualBoard::open(&root.join(BOARD)).unwrap()
 }
 
-fn rockusb(root: &Path, args: &[&str], stdin: Option<&Path>) -> Output {
-    rockusb_with_stdin(root, args, stdin)
-}
-
 /// The board's bytes of one partition, in a file for the checkers.
 fn extract(board: &mut VirtualBoard, dir: &Path, name: &str) -> PathBuf {
     let (start, len) = part(name);
@@ -515,26 +492,9 @@ fn sparse_xz_flash_over_a_used_board_leaves_every_file_system_clean() {
     };
     let root = fx.dir.path();
     used_board(&fx);
-    let xz = root.join("new.raw.xz");
-    std::fs::write(
-        &xz,
-        run(Command::new("xz")
-            .args(["-0", "-T0", "-c"])
-            .arg(&fx.new_disk)),
-    )
-    .unwrap();
+    let xz = xz(&fx.new_disk);
     let loader = standin(root);
-    let out = rockusb(
-        root,
-        &[
-            "flash",
-            xz.to_str().unwrap(),
-            "--loader",
-            loader.to_str().unwrap(),
-            "--json",
-        ],
-        None,
-    );
+    let out = flash(root, &xz, &loader, &["--json"]);
     assert!(out.status.success(), "{}", text(&out));
     let mut board = flashed_board(root);
     assert_clean(&mut board, root);
@@ -612,14 +572,9 @@ fn a_gzip_stream_over_a_used_board_writes_each_partition_in_full_and_says_why() 
     };
     let root = fx.dir.path();
     used_board(&fx);
-    let gz = root.join("new.raw.gz");
-    std::fs::write(
-        &gz,
-        run(Command::new("gzip").args(["-1", "-c"]).arg(&fx.new_disk)),
-    )
-    .unwrap();
+    let gz = compress(&fx.new_disk, "gzip", &["-1"], "gz");
     let loader = standin(root);
-    let out = rockusb(
+    let out = rockusb_with_stdin(
         root,
         &["flash", "-", "--loader", loader.to_str().unwrap(), "--json"],
         Some(&gz),

@@ -920,16 +920,7 @@ struct Fields<'a> {
 
 impl Fields<'_> {
     fn array<const N: usize>(&self, at: usize) -> Result<[u8; N], FsError> {
-        self.bytes
-            .get(at..)
-            .and_then(|rest| rest.get(..N))
-            .and_then(|s| s.try_into().ok())
-            .ok_or_else(|| {
-                damaged(
-                    self.kind,
-                    format!("a {N}-byte field at {at} lies past its structure"),
-                )
-            })
+        super::field(self.kind, self.bytes, at)
     }
 
     fn u16(&self, at: usize) -> Result<u16, FsError> {

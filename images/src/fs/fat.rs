@@ -18,7 +18,6 @@ const WINDOW_ENTRIES: u64 = 256 * 1024;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 struct Geometry {
     kind: FsKind,
-    bytes_per_sector: u64,
     cluster_len: u64,
     /// First byte of the FAT region (after the reserved sectors).
     fat_start: u64,
@@ -98,7 +97,6 @@ fn geometry(b: &[u8]) -> Result<Geometry, &'static str> {
     }
     Ok(Geometry {
         kind,
-        bytes_per_sector,
         cluster_len: sectors_per_cluster * bytes_per_sector,
         fat_start: reserved * bytes_per_sector,
         fat_len,
@@ -132,7 +130,6 @@ pub fn free_space(part: &mut Part<'_>, kind: FsKind) -> Result<FreeSpace, FsErro
             ),
         });
     }
-    let _ = g.bytes_per_sector;
     let mut free = FreeList::new(g.kind);
     let mut run: Option<(u64, u64)> = None; // (first cluster, count)
     let last = g.clusters + 2; // one past the last cluster number
@@ -206,7 +203,7 @@ fn entry(bytes: &[u8], kind: FsKind, n: u64, base: u64) -> Option<u32> {
         _ => {
             let i: usize = at(n * 4)?;
             let raw = bytes.get(i..i + 4)?;
-            // The top four bits of a FAT32 entry are reserved (spec §4).
+            // The top four bits of a FAT32 entry are reserved (FAT specification §4).
             Some(u32::from_le_bytes([raw[0], raw[1], raw[2], raw[3]]) & 0x0FFF_FFFF)
         }
     }

@@ -263,6 +263,20 @@ impl FreeList {
     }
 }
 
+/// The `N` bytes at `at` of an on-disk structure, or [`FsError::Damaged`] when the
+/// structure is too short to hold them.
+pub(crate) fn field<const N: usize>(kind: FsKind, b: &[u8], at: usize) -> Result<[u8; N], FsError> {
+    b.get(at..)
+        .and_then(|rest| rest.get(..N))
+        .and_then(|s| s.try_into().ok())
+        .ok_or_else(|| {
+            damaged(
+                kind,
+                format!("a {N}-byte field at {at} lies past its structure"),
+            )
+        })
+}
+
 pub(crate) fn damaged(kind: FsKind, detail: impl Into<String>) -> FsError {
     FsError::Damaged {
         kind,

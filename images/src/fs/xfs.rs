@@ -788,15 +788,7 @@ fn ceil_log2(n: u64) -> u32 {
 }
 
 fn field<const N: usize>(b: &[u8], at: usize) -> Result<[u8; N], FsError> {
-    b.get(at..)
-        .and_then(|rest| rest.get(..N))
-        .and_then(|s| s.try_into().ok())
-        .ok_or_else(|| {
-            damaged(
-                KIND,
-                format!("a {N}-byte field at {at} lies past its structure"),
-            )
-        })
+    super::field(KIND, b, at)
 }
 
 fn byte(b: &[u8], at: usize) -> Result<u8, FsError> {

@@ -96,4 +96,5 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
     );
     out.stdout
 }
+pub mod fs;
 pub mod talos;

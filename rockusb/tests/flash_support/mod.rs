@@ -74,52 +74,20 @@ pub fn talos_image(dir: &Path) -> PathBuf {
 /// An 8 MiB FAT file system (as mkfs.vfat sizes it) holding a 256 KiB boot loader.
 fn efi_partition(dir: &Path) -> PathBuf {
     let path = dir.join("efi.img");
-    std::fs::File::create(&path)
-        .and_then(|f| f.set_len(8 * MIB))
-        .unwrap();
-    rockusb_testkit::run(Command::new("mkfs.vfat").arg("-n").arg("EFI").arg(&path));
     let loader = dir.join("BOOTAA64.EFI");
     std::fs::write(&loader, pseudo_random(256 * 1024, 3)).unwrap();
-    rockusb_testkit::run(
-        Command::new("mcopy")
-            .env("MTOOLS_SKIP_CHECK", "1")
-            .arg("-i")
-            .arg(&path)
-            .arg(&loader)
-            .arg("::BOOTAA64.EFI"),
-    );
+    rockusb_testkit::fs::fat_with_files(&path, 8 * MIB, &["-n", "EFI"], &[&loader]);
     path
 }
 
-/// A 16 MiB XFS with a 2 MiB and a 4 KiB file. mkfs.xfs makes file systems under 300 MB
-/// only for fstests, whose three variables let it through.
+/// A 16 MiB XFS with a 2 MiB and a 4 KiB file.
 fn boot_partition(dir: &Path) -> PathBuf {
     let path = dir.join("boot.img");
-    std::fs::File::create(&path)
-        .and_then(|f| f.set_len(16 * MIB))
-        .unwrap();
     let (big, small) = (dir.join("big.bin"), dir.join("small.bin"));
     std::fs::write(&big, pseudo_random(2 * MIB as usize, 5)).unwrap();
     std::fs::write(&small, pseudo_random(4096, 6)).unwrap();
-    let proto = dir.join("boot.proto");
-    std::fs::write(
-        &proto,
-        format!(
-            "/dummy\n0 0\nd--755 0 0\nbig ---644 0 0 {}\nsmall ---644 0 0 {}\n$\n$\n",
-            big.display(),
-            small.display()
-        ),
-    )
-    .unwrap();
-    rockusb_testkit::run(
-        Command::new("mkfs.xfs")
-            .env("TEST_DIR", dir)
-            .env("TEST_DEV", "/dev/null")
-            .env("QA_CHECK_FS", "1")
-            .args(["-q", "-f", "-p"])
-            .arg(&proto)
-            .arg(&path),
-    );
+    let files = [("big", big.as_path()), ("small", small.as_path())];
+    rockusb_testkit::fs::xfs_with_files(&path, 16 * MIB, &files, true);
     path
 }
 

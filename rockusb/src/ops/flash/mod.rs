@@ -223,12 +223,24 @@ impl Warnings {
     }
 }
 
-/// What is known about the image before the first write.
-struct Checked<'a> {
+/// What the source says about the image before it is decoded.
+struct ImageFacts {
     name: String,
     format: Format,
     /// The length the source promised up front (raw size, xz index).
     known_len: Option<u64>,
+}
+
+/// The decoded leading region, held until it has been checked.
+struct Prefix {
+    chunks: Vec<Chunk>,
+    /// The image's length, when the stream ended inside the region.
+    ended: Option<u64>,
+}
+
+/// What is known about the image before the first write.
+struct Checked<'a> {
+    image: ImageFacts,
     /// Best knowledge of the length: the source, the end of a short stream, or a bmap.
     image_len: Option<u64>,
     preflight: preflight::Preflight,
@@ -266,30 +278,33 @@ pub fn flash<T: Transport>(
         pipeline::start_decode(input, spec, xz_blocks, held_len);
     let describe = |f: StreamFailure| stream_failure(f, &name, format);
 
-    let (first, ended) = receive_prefix(&decoded, held_len, &name, &describe)?;
+    let prefix = receive_prefix(&decoded, held_len, &name, &describe)?;
     let mut warnings = Warnings::default();
+    let image = ImageFacts {
+        name: name.clone(),
+        format,
+        known_len,
+    };
     let checked = check_prefix(
-        &first,
-        ended,
+        &prefix,
         raw_file.as_ref(),
-        (name.clone(), format, known_len),
+        image,
         target,
         options,
         &mut warnings,
         observer,
     )?;
-    let random =
-        sparse::RandomSource::choose(&first, ended, raw_file.as_ref(), random_xz, &name, format);
+    let random = sparse::RandomSource::choose(&prefix, raw_file.as_ref(), random_xz, &name, format);
     let (plan_config, bmap_verifier, mut partitions) =
-        plan_writes(&checked, &first, random, observer);
+        plan_writes(&checked, &prefix.chunks, random, observer);
     let planner = Planner::new(plan_config)
         .map_err(|e| FlashError::Stream(format!("internal planning error: {e}")))?;
 
     let io = SectorIo::new(client, command_sectors);
     let run_max = io.command_bytes();
     let (to_writer, recycler, more) = pipeline::start_plan_hash(
-        first,
-        ended,
+        prefix.chunks,
+        prefix.ended,
         decoded,
         chunk_pool,
         PlanHashConfig {
@@ -417,7 +432,7 @@ fn receive_prefix(
     held_len: u64,
     name: &str,
     describe: &dyn Fn(StreamFailure) -> FlashError,
-) -> Result<(Vec<Chunk>, Option<u64>), FlashError> {
+) -> Result<Prefix, FlashError> {
     let mut first: Vec<Chunk> = Vec::new();
     let mut first_len = 0u64;
     while first_len < held_len {
@@ -427,7 +442,12 @@ fn receive_prefix(
                 first.push(c);
             }
             Ok(Decoded::End { len: 0 }) => break,
-            Ok(Decoded::End { len }) => return Ok((first, Some(len))),
+            Ok(Decoded::End { len }) => {
+                return Ok(Prefix {
+                    chunks: first,
+                    ended: Some(len),
+                });
+            }
             Ok(Decoded::Failed(f)) => return Err(describe(f)),
             Err(_) => return Err(FlashError::Stream("the decoder stopped".into())),
         }
@@ -435,18 +455,19 @@ fn receive_prefix(
     if first_len == 0 {
         return Err(FlashError::Stream(format!("{name} decodes to nothing")));
     }
-    Ok((first, None))
+    Ok(Prefix {
+        chunks: first,
+        ended: None,
+    })
 }
 
 /// The pre-flight check on the leading region: on the raw file itself when there is one
 /// (its backup GPT is readable now), else on the decoded start. Errors stop the flash
 /// with nothing written; warnings are collected.
-#[allow(clippy::too_many_arguments)]
 fn check_prefix<'a>(
-    first: &[Chunk],
-    ended: Option<u64>,
+    prefix: &Prefix,
     raw_file: Option<&FileAt>,
-    (name, format, known_len): (String, Format, Option<u64>),
+    image: ImageFacts,
     target: &Target,
     options: FlashOptions<'a>,
     warnings: &mut Warnings,
@@ -457,17 +478,17 @@ fn check_prefix<'a>(
         FlashMode::Bmap(bmap) => Some(bmap.image_size),
         _ => None,
     };
-    let image_len = known_len.or(ended).or(bmap_len);
+    let image_len = image.known_len.or(prefix.ended).or(bmap_len);
     let input = PreflightInput {
         layout: options.layout,
         image_len,
         storage_len: target.capacity,
-        check_backup_gpt: raw_file.is_some() || ended.is_some(),
+        check_backup_gpt: raw_file.is_some() || prefix.ended.is_some(),
     };
     let checked = match raw_file {
         Some(file) => preflight::preflight(file, input),
         None => preflight::preflight(
-            Pieces(first.iter().map(|c| (c.offset, c.data())).collect()),
+            Pieces(prefix.chunks.iter().map(|c| (c.offset, c.data())).collect()),
             input,
         ),
     }
@@ -484,9 +505,7 @@ fn check_prefix<'a>(
     let gpt = (!checked.gpt.is_absent()).then_some(&checked.gpt);
     let must_write = regions::must_write(options.layout, gpt, image_len.unwrap_or(u64::MAX), None);
     Ok(Checked {
-        name,
-        format,
-        known_len,
+        image,
         image_len,
         preflight: checked,
         must_write,
@@ -539,11 +558,11 @@ fn write_tail<T: Transport>(
     checked: &Checked<'_>,
     target: &Target,
 ) -> Result<Option<ByteRange>, FlashError> {
-    if let Some(expected) = checked.known_len.filter(|&l| l != end.len) {
+    if let Some(expected) = checked.image.known_len.filter(|&l| l != end.len) {
         return Err(FlashError::LengthMismatch {
             expected,
             actual: end.len,
-            what: if checked.format == Format::Xz {
+            what: if checked.image.format == Format::Xz {
                 "its xz index"
             } else {
                 "its file size"
@@ -551,7 +570,7 @@ fn write_tail<T: Transport>(
         });
     }
     if let FlashMode::Bmap(bmap) = &checked.options.mode {
-        check_bmap_len(bmap, &checked.name, end.len)?;
+        check_bmap_len(bmap, &checked.image.name, end.len)?;
     }
     let capacity = target.capacity.unwrap_or(u64::MAX);
     if end.len > capacity {

@@ -4,9 +4,9 @@
 //! the decoded image where the source allows it (a raw file, an indexed .xz, or an image
 //! short enough to be held whole) and turns the result into the report's figures.
 
-use super::Pieces;
 use super::pipeline::Chunk;
 use super::verify::Written;
+use super::{Pieces, Prefix};
 use crate::source::xz_blocks::{BlockReader, XzBlocks};
 use crate::source::{FileAt, Format};
 use rockusb_images::ByteRange;
@@ -27,16 +27,15 @@ pub enum RandomSource<'a> {
 impl<'a> RandomSource<'a> {
     /// The best way to read the image ahead: the chunks already held when the stream
     /// ended inside them, the raw file, the .xz index, or none.
-    pub fn choose(
-        held: &'a [Chunk],
-        ended: Option<u64>,
+    pub(super) fn choose(
+        prefix: &'a Prefix,
         raw_file: Option<&'a FileAt>,
         xz: Option<XzBlocks>,
         name: &str,
         format: Format,
     ) -> Self {
-        match (ended, raw_file, xz) {
-            (Some(_), _, _) => RandomSource::Held(held),
+        match (prefix.ended, raw_file, xz) {
+            (Some(_), _, _) => RandomSource::Held(&prefix.chunks),
             (None, Some(file), _) => RandomSource::Raw(file),
             (None, None, Some(blocks)) => RandomSource::Xz(blocks),
             (None, None, None) => RandomSource::Sequential(Self::sequential_reason(name, format)),
