@@ -16,7 +16,7 @@ for tool in sgdisk xz; do
     fi
 done
 
-cargo build --release -q -p rockusb
+cargo build --release -q -p rockusb-cli
 rockusb=$PWD/target/release/rockusb
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT

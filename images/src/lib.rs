@@ -75,6 +75,8 @@
 //! last extent may end mid-sector at an image end that is not sector-aligned (the writer
 //! pads that sector).
 
+#![forbid(unsafe_code)]
+
 #[cfg(feature = "bmap")]
 pub mod bmap;
 pub mod bootloader;

@@ -8,6 +8,8 @@
 //!
 //! Every disk offset comes from [`rockusb_images::NANOPI_M6`].
 
+#![forbid(unsafe_code)]
+
 pub mod board;
 pub mod bootloader;
 pub mod cli;

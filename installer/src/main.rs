@@ -1,5 +1,7 @@
 //! `nanopi-m6`: the Talos overlay installer for the FriendlyElec NanoPi M6.
 
+#![forbid(unsafe_code)]
+
 use std::io::Write;
 
 fn main() {

@@ -28,6 +28,8 @@
 //! soc::check_loader_for_board(&loader, board).unwrap();
 //! ```
 
+#![forbid(unsafe_code)]
+
 mod bytes;
 pub mod chip;
 pub mod choose;

@@ -2,13 +2,15 @@
 //!
 //! Layers, each knowing nothing of the one above it:
 //! - [`protocol`]: bytes only — MaskROM framing, command and status blocks, replies;
-//! - [`transport`]: moves bytes — libusb for real boards, the [`virtual_board`] for tests;
+//! - [`transport`]: moves bytes — libusb for real boards (feature `libusb`, on by default);
+//!   the virtual board of the tests is the `rockusb-virtual` crate;
 //! - [`client`]: runs protocol commands over a transport;
 //! - [`discovery`]: finds boards and tells MaskROM from loader mode;
 //! - [`ops`]: whole jobs (boot a loader, flash an image, …) reporting progress through events;
 //! - [`source`]: image input for flashing: format by content, xz index, decoders.
 
-pub mod cli;
+#![forbid(unsafe_code)]
+
 pub mod client;
 pub mod discovery;
 pub mod ops;
@@ -16,4 +18,3 @@ pub mod positional;
 pub mod protocol;
 pub mod source;
 pub mod transport;
-pub mod virtual_board;

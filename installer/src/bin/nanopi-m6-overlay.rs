@@ -3,6 +3,8 @@
 //! - `check-dtb FILE...` runs the DTB gate on each file.
 //! - `pack ...` validates the overlay inputs and writes the OCI image archive.
 
+#![forbid(unsafe_code)]
+
 use nanopi_m6_installer::dtb_gate;
 use nanopi_m6_installer::error_chain;
 use nanopi_m6_installer::oci::{Arch, OverlayTree};

@@ -5,7 +5,7 @@
 use libfuzzer_sys::fuzz_target;
 use rockusb::protocol::{Area, MaskromUpload};
 use rockusb::transport::Transport;
-use rockusb::virtual_board::{BoardConfig, VirtualBoard, VirtualHandle};
+use rockusb_virtual::{BoardConfig, VirtualBoard, VirtualHandle};
 use std::sync::OnceLock;
 
 fn board_dir() -> &'static std::path::Path {

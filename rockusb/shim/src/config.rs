@@ -19,8 +19,8 @@
 //! A board named but not yet created is created as a NanoPi M6 in MaskROM, exactly as the
 //! CLI's virtual bus does (`VirtualBus`), so its port path is the same either way.
 
-use rockusb::virtual_board::bus::{self as vbus, VirtualBus};
-use rockusb::virtual_board::{LinkModel, Personality};
+use rockusb_virtual::bus::{self as vbus, VirtualBus};
+use rockusb_virtual::{LinkModel, Personality};
 use std::path::PathBuf;
 
 pub const ENV_BOARDS: &str = "ROCKUSB_SHIM_BOARDS";

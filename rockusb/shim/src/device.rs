@@ -10,7 +10,7 @@
 
 use crate::ffi::*;
 use crate::registry::SharedBoard;
-use rockusb::virtual_board::UsbIdentity;
+use rockusb_virtual::UsbIdentity;
 use std::ptr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};

@@ -57,7 +57,7 @@ pub fn config() -> Result<&'static ShimConfig, &'static str> {
             Ok(c) if c.bus.names().is_empty() => eprintln!(
                 "rockusb libusb shim: no virtual boards on the bus; name them in {} (or {})",
                 crate::config::ENV_BOARDS,
-                rockusb::virtual_board::bus::ENV_BOARDS
+                rockusb_virtual::bus::ENV_BOARDS
             ),
             Ok(_) => {}
             Err(why) => eprintln!("rockusb libusb shim: {why}"),

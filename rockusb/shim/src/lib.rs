@@ -10,7 +10,7 @@
 //!
 //! (`rockusb` must run *without* `ROCKUSB_VIRTUAL`/`--virtual`, or it never calls libusb.)
 //! The boards, their folder, the link model and a trace file come from the environment
-//! ([`config`]). Each board is a [`rockusb::virtual_board::VirtualBoard`], whose state
+//! ([`config`]). Each board is a [`rockusb_virtual::VirtualBoard`], whose state
 //! lives in its folder, so it survives from one process to the next ([`registry`]).
 //! Claiming the interface is exclusive across processes ([`claim`]), so two clients
 //! cannot interleave commands on one board: the second gets `LIBUSB_ERROR_BUSY`.

@@ -5,7 +5,7 @@
 
 use crate::config::{LinkSetting, ShimConfig};
 use crate::guard::lock;
-use rockusb::virtual_board::{BoardConfig, VirtualBoard};
+use rockusb_virtual::{BoardConfig, VirtualBoard};
 use std::collections::HashMap;
 use std::io;
 use std::path::PathBuf;

@@ -1,6 +1,7 @@
 //! Transports move the protocol's bytes: vendor control OUT transfers for MaskROM
 //! downloads, and bulk OUT/IN transfers for commands. They know nothing of what the bytes mean.
 
+#[cfg(feature = "libusb")]
 pub mod usb;
 
 use crate::protocol::ControlSetup;
@@ -22,6 +23,23 @@ pub enum TransportError {
     Busy,
     #[error("USB error: {0}")]
     Other(String),
+}
+
+/// What to do about an error that is the host's to fix, not the board's.
+const UDEV_HINT: &str = "Install the udev rules (`rockusb udev | sudo tee \
+     /etc/udev/rules.d/70-rockusb.rules`), then replug the board, or run as root";
+const BUSY_HINT: &str =
+    "Another program (rkdeveloptool, upgrade_tool, another rockusb) has claimed it; close it";
+
+impl TransportError {
+    /// The one place that says what the user can do about an error opening a board.
+    pub fn hint(&self) -> Option<&'static str> {
+        match self {
+            TransportError::Access => Some(UDEV_HINT),
+            TransportError::Busy => Some(BUSY_HINT),
+            _ => None,
+        }
+    }
 }
 
 /// Moves bytes to and from one device.

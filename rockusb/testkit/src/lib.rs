@@ -6,6 +6,8 @@
 //! environment) a missing dependency is a failure instead: CI installs everything, so a
 //! missing piece there means the set-up is broken, not that the test may be skipped.
 
+#![forbid(unsafe_code)]
+
 use std::path::{Path, PathBuf};
 use std::process::Command;
 

@@ -26,9 +26,6 @@ pub mod target;
 pub mod verify;
 pub mod writer;
 
-#[cfg(test)]
-mod test_board;
-
 pub use sparse::PartitionReport;
 pub use target::{LoaderKind, Target, TargetError, prepare};
 pub use verify::VerifyOutcome;

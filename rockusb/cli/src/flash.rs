@@ -1,0 +1,286 @@
+//! `flash`, `backup` and `gpt`: streaming a disk image onto a board's storage and back.
+//! Argument handling and messages only; the work is in [`rockusb::ops::flash`].
+
+use crate::output::Output;
+use crate::select;
+use anyhow::{Context, Result, bail};
+use clap::Args;
+use rockusb::client::Client;
+use rockusb::discovery::{BoardInfo, BoardMode, Bus};
+use rockusb::ops::boot::{self, BootPlan};
+use rockusb::ops::flash::backup::{self as backup_op, BackupFormat};
+use rockusb::ops::flash::inspect;
+use rockusb::ops::flash::writer::SectorIo;
+use rockusb::ops::flash::{self as flash_op, FlashMode, FlashOptions, VerifyOutcome};
+use rockusb::ops::{Event, Observer};
+use rockusb::protocol::StorageKind;
+use rockusb::source::ImageSource;
+use rockusb::transport::Transport;
+use rockusb_images::NANOPI_M6;
+use rockusb_images::bmap::Bmap;
+use rockusb_images::units::human_bytes;
+use rockusb_loaders::LoaderContainer;
+use serde_json::json;
+use std::path::{Path, PathBuf};
+
+#[derive(Debug, Clone, Args)]
+pub struct FlashArgs {
+    /// The image: .raw, .raw.xz, .gz, .zst, or - for stdin (the format is read from the
+    /// content, not the name).
+    pub image: PathBuf,
+    /// Boot this loader first if the board is in MaskROM (e.g. rk3588_spl_loader_v1.16.113.bin).
+    #[arg(long, value_name = "FILE")]
+    pub loader: Option<PathBuf>,
+    /// The storage to write: emmc, sd or spinor.
+    #[arg(long, default_value = "emmc")]
+    pub storage: String,
+    /// Write every block, zeros included (default: skip zero runs outside the regions
+    /// that must be written in full).
+    #[arg(long, conflicts_with = "bmap")]
+    pub full: bool,
+    /// A bmaptool block map (format 1.x or 2.0): write exactly its ranges, checking each
+    /// range's checksum.
+    #[arg(long, value_name = "FILE")]
+    pub bmap: Option<PathBuf>,
+    /// Do not read back and compare what was written.
+    #[arg(long)]
+    pub no_verify: bool,
+    /// Sectors per write command (default: 8192 for vendor loaders, 2048 for mainline
+    /// U-Boot; halved automatically if the loader refuses a size).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
+    pub command_sectors: Option<u32>,
+}
+
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// Output file: xz-compressed when it ends in .xz, raw otherwise.
+    #[arg(short, long)]
+    pub output: PathBuf,
+    /// Read only this many sectors from the start (default: the whole storage).
+    #[arg(long, value_name = "N")]
+    pub sectors: Option<u64>,
+    /// The storage to read: emmc, sd or spinor.
+    #[arg(long, default_value = "emmc")]
+    pub storage: String,
+    /// Boot this loader first if the board is in MaskROM.
+    #[arg(long, value_name = "FILE")]
+    pub loader: Option<PathBuf>,
+}
+
+#[derive(Debug, Args)]
+pub struct GptArgs {
+    /// An image file; without it, the board's storage.
+    pub image: Option<PathBuf>,
+    /// The board storage to read: emmc, sd or spinor.
+    #[arg(long, default_value = "emmc")]
+    pub storage: String,
+}
+
+fn storage_kind(name: &str) -> Result<StorageKind> {
+    StorageKind::from_name(name)
+        .with_context(|| format!("unknown storage {name:?}: use emmc, sd or spinor"))
+}
+
+/// The board, running a loader: booted with `loader` first when it is in MaskROM.
+fn loader_board(
+    bus: &Bus,
+    device: Option<&str>,
+    loader: Option<&Path>,
+    out: &mut Output,
+) -> Result<BoardInfo> {
+    let board = select::board(bus, device)?;
+    match (board.mode, loader) {
+        (BoardMode::Maskrom, Some(path)) => {
+            let bytes = std::fs::read(path)
+                .with_context(|| format!("cannot read the loader {}", path.display()))?;
+            let container = LoaderContainer::parse(&bytes)
+                .with_context(|| format!("{} is not a usable loader", path.display()))?;
+            let plan = BootPlan::from_container(&container);
+            boot::check_plan(bus, &board, &plan)?;
+            Ok(boot::boot(bus, &board, &plan, out)?)
+        }
+        (BoardMode::Loader, Some(_)) => {
+            out.event(Event::Warning {
+                message: "the board already runs a loader; --loader was not needed".into(),
+            });
+            Ok(board)
+        }
+        _ => {
+            select::require_loader(&board)?;
+            Ok(board)
+        }
+    }
+}
+
+fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
+    Ok(Client::new(bus.open(&board.port_path)?))
+}
+
+pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output) -> Result<()> {
+    // Everything about the input is checked before the board is touched.
+    let storage = storage_kind(&args.storage)?;
+    let source =
+        ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
+    let mode = match &args.bmap {
+        Some(path) => {
+            let text = std::fs::read(path)
+                .with_context(|| format!("cannot read the bmap {}", path.display()))?;
+            let bmap = Bmap::parse(&text).with_context(|| {
+                format!(
+                    "{} is not a usable bmap; nothing was written",
+                    path.display()
+                )
+            })?;
+            FlashMode::Bmap(Box::new(bmap))
+        }
+        None if args.full => FlashMode::Full,
+        None => FlashMode::Sparse,
+    };
+    let board = loader_board(bus, device, args.loader.as_deref(), out)?;
+    let mut client = open(bus, &board)?;
+    let target = flash_op::prepare(&mut client, storage)?;
+    let options = FlashOptions {
+        layout: &NANOPI_M6,
+        mode,
+        verify: !args.no_verify,
+        command_sectors: args.command_sectors,
+    };
+    let report = flash_op::flash(&mut client, &target, source, options, out)?;
+    out.result(&report, || {
+        let mut text = format!(
+            "flashed {} ({}) onto the {}: wrote {}, skipped {} of zeros",
+            report.image,
+            human_bytes(report.image_len),
+            report.storage,
+            human_bytes(report.bytes_written),
+            human_bytes(report.bytes_skipped),
+        );
+        if let Some((_, len)) = report.wiped {
+            text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
+        }
+        text += &match &report.verify {
+            VerifyOutcome::Verified { bytes } => format!(
+                "; verified {} by reading back ({} of it while waiting for the image)",
+                human_bytes(*bytes),
+                human_bytes(report.verified_during_write)
+            ),
+            VerifyOutcome::Skipped => "; not verified (--no-verify)".into(),
+            VerifyOutcome::ReadWall { .. } => {
+                "; verified below 32 MiB only (see the warning)".into()
+            }
+        };
+        for p in &report.partitions {
+            text += &partition_line(p);
+        }
+        text
+    });
+    Ok(())
+}
+
+/// One summary line per partition: what decided its writes and the figures.
+fn partition_line(p: &flash_op::PartitionReport) -> String {
+    let label = match p.name.as_str() {
+        "" => format!("partition {}", p.number),
+        name => format!("partition {} {name}", p.number),
+    };
+    let fs = p.file_system.as_deref().unwrap_or("unknown");
+    let how = match (&p.reason, p.writes) {
+        (Some(reason), _) => format!("written in full: {reason}"),
+        (None, _) => format!(
+            "skipped {} of zeros in its free space ({} free)",
+            human_bytes(p.bytes_skipped),
+            human_bytes(p.free_bytes)
+        ),
+    };
+    format!(
+        "\n  {label} ({fs}, {}): wrote {}, {how}",
+        human_bytes(p.len),
+        human_bytes(p.bytes_written)
+    )
+}
+
+pub fn backup(bus: &Bus, device: Option<&str>, args: BackupArgs, out: &mut Output) -> Result<()> {
+    let storage = storage_kind(&args.storage)?;
+    let format = if args
+        .output
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("xz"))
+    {
+        BackupFormat::Xz
+    } else {
+        BackupFormat::Raw
+    };
+    let board = loader_board(bus, device, args.loader.as_deref(), out)?;
+    let mut client = open(bus, &board)?;
+    let target = flash_op::prepare(&mut client, storage)?;
+    let file = std::fs::File::create(&args.output)
+        .with_context(|| format!("cannot create {}", args.output.display()))?;
+    let sectors = target.loader.default_command_sectors();
+    let mut io = SectorIo::new(&mut client, sectors);
+    let result = backup_op::backup(
+        &mut io,
+        &target,
+        args.sectors,
+        format,
+        std::io::BufWriter::new(file),
+        out,
+    );
+    let report = match result {
+        Ok(r) => r,
+        Err(e) => {
+            // A partial backup must not be mistaken for a good one.
+            let _ = std::fs::remove_file(&args.output);
+            return Err(e).context(format!(
+                "the backup failed; {} was removed",
+                args.output.display()
+            ));
+        }
+    };
+    out.result(&report, || {
+        format!(
+            "backed up {} of the {} into {} ({} stored)",
+            human_bytes(report.bytes),
+            target.storage,
+            args.output.display(),
+            human_bytes(report.stored_bytes)
+        )
+    });
+    Ok(())
+}
+
+pub fn gpt(bus: Option<&Bus>, device: Option<&str>, args: GptArgs, out: &mut Output) -> Result<()> {
+    if let Some(path) = &args.image {
+        let source = ImageSource::open(path)?;
+        let report = inspect::image_gpt(source)?;
+        out.result(
+            &json!({ "image": path, "table": format!("{report}") }),
+            || format!("{}:\n{report}", path.display()),
+        );
+        return Ok(());
+    }
+    let Some(bus) = bus else {
+        bail!("name an image file, or attach a board to read its storage's partition table");
+    };
+    let storage = storage_kind(&args.storage)?;
+    let board = loader_board(bus, device, None, out)?;
+    let mut client = open(bus, &board)?;
+    let target = flash_op::prepare(&mut client, storage)?;
+    let sectors = target.loader.default_command_sectors();
+    let mut io = SectorIo::new(&mut client, sectors);
+    let (report, read_wall) = inspect::storage_gpt(&mut io, &target)?;
+    if read_wall {
+        out.event(Event::Warning {
+            message: "this loader answers reads past 32 MiB with 0xCC (a known limitation of some Rockchip vendor loaders), so the backup GPT at the end of the storage could not be read; problems reported for it are not real".into(),
+        });
+    }
+    out.result(
+        &json!({ "storage": target.storage, "table": format!("{report}"), "read_wall": read_wall }),
+        || {
+            format!(
+                "{} of the board at {}:\n{report}",
+                target.storage, board.port_path
+            )
+        },
+    );
+    Ok(())
+}

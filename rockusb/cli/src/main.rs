@@ -1,0 +1,26 @@
+//! The `rockusb` command line: argument parsing, board selection and output. It knows
+//! nothing of bytes on the wire; every command is a call into the `rockusb` library's
+//! operations and client.
+
+#![forbid(unsafe_code)]
+
+mod args;
+mod commands;
+mod flash;
+mod fleet;
+mod loader_cmd;
+mod output;
+mod select;
+
+use clap::Parser;
+
+fn main() {
+    let cli = args::Cli::parse();
+    if let Err(error) = commands::run(cli) {
+        eprintln!("error: {error}");
+        for cause in error.chain().skip(1) {
+            eprintln!("  caused by: {cause}");
+        }
+        std::process::exit(1);
+    }
+}

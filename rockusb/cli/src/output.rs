@@ -1,0 +1,143 @@
+//! Turning operation events into progress bars (text) or NDJSON lines (`--json`).
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rockusb::ops::{Event, Observer};
+use serde::Serialize;
+use std::io::Write;
+
+/// Prints events for a person (stderr) or as JSON lines (stdout).
+pub struct Output {
+    json: bool,
+    bar: Option<ProgressBar>,
+    /// The board this output speaks for when several work at once (`fleet`): JSON lines
+    /// carry it as `"board"`, text lines start with it, and there are no progress bars.
+    label: Option<String>,
+}
+
+impl Output {
+    pub fn new(json: bool) -> Self {
+        Output {
+            json,
+            bar: None,
+            label: None,
+        }
+    }
+
+    /// An output for one of several boards working at once.
+    pub fn labelled(json: bool, label: &str) -> Self {
+        Output {
+            json,
+            bar: None,
+            label: Some(label.to_string()),
+        }
+    }
+
+    /// Prints one JSON line, tagged with the board when labelled.
+    fn json_line(&self, mut value: serde_json::Value) {
+        if let (Some(label), Some(map)) = (&self.label, value.as_object_mut()) {
+            map.insert("board".into(), label.clone().into());
+        }
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "{value}");
+    }
+
+    /// Prints a line for a person on stderr, prefixed with the board when labelled.
+    fn say(&self, text: &str) {
+        match &self.label {
+            Some(label) => eprintln!("[{label}] {text}"),
+            None => eprintln!("{text}"),
+        }
+    }
+
+    /// Prints a final result: a JSON object in JSON mode, else the text.
+    pub fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        if self.json {
+            self.json_line(serde_json::json!({ "event": "result", "result": value }));
+        } else {
+            let text = text();
+            match (&self.label, text.is_empty()) {
+                (_, true) => {}
+                (Some(label), false) => println!("[{label}] {text}"),
+                (None, false) => println!("{text}"),
+            }
+        }
+    }
+
+    fn bar(total: u64, phase: &str) -> ProgressBar {
+        let bar = ProgressBar::new(total);
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg:>8} [{bar:30}] {bytes}/{total_bytes} {binary_bytes_per_sec} eta {eta}",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        bar.set_message(phase.to_string());
+        bar
+    }
+}
+
+impl Observer for Output {
+    fn event(&mut self, event: Event) {
+        if self.json {
+            if let Ok(value) = serde_json::to_value(&event) {
+                self.json_line(value);
+            }
+            return;
+        }
+        match event {
+            Event::AreaStart { area, name, bytes } => {
+                self.say(&format!("sending {name} ({bytes} bytes) to area {area}"))
+            }
+            Event::AreaDone { .. } => {}
+            Event::WaitingForLoader { port_path } => {
+                self.say(&format!("waiting for the loader on {port_path}"))
+            }
+            Event::LoaderUp { port_path, address } => {
+                self.say(&format!("loader is up on {port_path} (address {address})"))
+            }
+            Event::PhaseStart { phase, total_bytes } => {
+                if self.label.is_none() {
+                    self.bar = Some(Self::bar(total_bytes, &phase));
+                }
+            }
+            Event::Progress { done_bytes, .. } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_position(done_bytes);
+                }
+            }
+            Event::PhaseDone {
+                phase,
+                bytes,
+                seconds,
+            } => {
+                if let Some(bar) = self.bar.take() {
+                    bar.finish_and_clear();
+                }
+                let rate = if seconds > 0.0 {
+                    bytes as f64 / seconds / 1e6
+                } else {
+                    0.0
+                };
+                self.say(&format!(
+                    "{phase}: {bytes} bytes in {seconds:.2} s ({rate:.1} MB/s)"
+                ));
+            }
+            Event::WriteTotals {
+                written_bytes,
+                skipped_bytes,
+            } => {
+                if let Some(bar) = &self.bar {
+                    bar.set_message(format!(
+                        "write (written {}, skipped {})",
+                        indicatif::HumanBytes(written_bytes),
+                        indicatif::HumanBytes(skipped_bytes)
+                    ));
+                }
+            }
+            Event::Warning { message } => self.say(&format!("warning: {message}")),
+            // Shown with the figures in the flash summary.
+            Event::PartitionPlan(_) => {}
+        }
+    }
+}

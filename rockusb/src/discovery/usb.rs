@@ -1,0 +1,91 @@
+//! The real USB bus, through libusb.
+
+use super::{BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError, ROCKCHIP_VID};
+use super::{probe_mode, soc_name};
+use crate::transport::usb::{self as usb_transport, UsbTransport};
+use crate::transport::{Transport, TransportError};
+use rusb::UsbContext;
+
+pub(super) struct UsbLister {
+    context: rusb::Context,
+}
+
+impl UsbLister {
+    pub(super) fn new() -> Result<Self, DiscoveryError> {
+        let context =
+            rusb::Context::new().map_err(|e| DiscoveryError::Usb(TransportError::from(e)))?;
+        Ok(UsbLister { context })
+    }
+
+    fn devices(&self) -> Result<rusb::DeviceList<rusb::Context>, DiscoveryError> {
+        self.context
+            .devices()
+            .map_err(|e| DiscoveryError::Usb(TransportError::from(e)))
+    }
+}
+
+impl BoardLister for UsbLister {
+    /// A real board takes its time: see [`BusTiming::USB`].
+    fn timing(&self) -> BusTiming {
+        BusTiming::USB
+    }
+
+    /// A real BootROM would run the stand-in's labelled text as code.
+    fn accepts_standin_loader(&self) -> bool {
+        false
+    }
+
+    fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError> {
+        let mut boards = Vec::new();
+        for device in self.devices()?.iter() {
+            if !is_rockusb(&device) {
+                continue;
+            }
+            let Ok(desc) = device.device_descriptor() else {
+                continue;
+            };
+            let version = desc.usb_version();
+            let bcd_usb = (u16::from(version.major()) << 8)
+                | (u16::from(version.minor()) << 4)
+                | u16::from(version.sub_minor());
+            let (mode, probe_error) = match UsbTransport::open(&device) {
+                Ok(mut t) => probe_mode(&mut t),
+                Err(e) => (BoardMode::Unknown, Some(e)),
+            };
+            boards.push(BoardInfo {
+                port_path: usb_transport::port_path(&device),
+                bus: device.bus_number(),
+                address: device.address(),
+                vid: desc.vendor_id(),
+                pid: desc.product_id(),
+                bcd_usb,
+                soc: soc_name(desc.product_id()),
+                mode,
+                probe_error,
+                virtual_name: None,
+            });
+        }
+        Ok(boards)
+    }
+
+    fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
+        let device = self
+            .devices()?
+            .iter()
+            .filter(is_rockusb)
+            .find(|d| usb_transport::port_path(d) == port_path)
+            .ok_or_else(|| DiscoveryError::Gone(port_path.into()))?;
+        let transport = UsbTransport::open(&device).map_err(|source| DiscoveryError::Open {
+            port_path: port_path.into(),
+            source,
+        })?;
+        Ok(Box::new(transport))
+    }
+}
+
+fn is_rockusb<T: UsbContext>(device: &rusb::Device<T>) -> bool {
+    device
+        .device_descriptor()
+        .is_ok_and(|d| d.vendor_id() == ROCKCHIP_VID)
+        && usb_transport::find_interface(device).is_some()
+}
