@@ -1,5 +1,6 @@
 //! The command line's arguments and subcommands (clap).
 
+use crate::values::{StorageArg, WaitFor};
 use crate::{flash, fleet, loader_cmd};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,9 +43,9 @@ pub enum Command {
     /// Wait until boards are attached (for scripts and fleets): by default one board in
     /// MaskROM.
     Wait {
-        /// The mode to wait for: maskrom, loader or any.
-        #[arg(long, default_value = "maskrom")]
-        mode: String,
+        /// The mode to wait for.
+        #[arg(long, value_enum, default_value_t = WaitFor::Maskrom)]
+        mode: WaitFor,
         /// How many boards to wait for.
         #[arg(long, default_value_t = 1)]
         count: usize,
@@ -113,8 +114,9 @@ pub enum Command {
     },
     /// Show or switch the storage the loader reads and writes.
     Storage {
-        /// emmc, sd or spinor.
-        kind: Option<String>,
+        /// The storage to switch to (emmc, sd, spinor, …); without it, show the current one.
+        #[arg(value_enum, ignore_case = true)]
+        kind: Option<StorageArg>,
     },
     /// Print udev rules that give the logged-in user access to Rockchip boards.
     Udev,

@@ -3,6 +3,7 @@
 
 use crate::args::{Cli, Command, VirtualCommand};
 use crate::output::Output;
+use crate::values::WaitFor;
 use crate::{loader_cmd, select};
 use anyhow::{Context, Result, bail};
 use rockusb::client::{Client, ResetKind};
@@ -42,7 +43,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     mode,
                     count,
                     timeout,
-                } => wait(&bus, &mode, count, timeout, &out),
+                } => wait(&bus, mode, count, timeout, &out),
                 Command::Boot {
                     loader,
                     loader_dirs,
@@ -92,20 +93,13 @@ fn list(bus: &Bus, out: &Output) -> Result<()> {
     Ok(())
 }
 
-fn wait(bus: &Bus, mode: &str, count: usize, timeout: u64, out: &Output) -> Result<()> {
-    use rockusb::discovery::BoardMode;
-    let wanted = match mode {
-        "maskrom" => Some(BoardMode::Maskrom),
-        "loader" => Some(BoardMode::Loader),
-        "any" => None,
-        other => bail!("unknown mode {other:?}: use maskrom, loader or any"),
-    };
+fn wait(bus: &Bus, wanted: WaitFor, count: usize, timeout: u64, out: &Output) -> Result<()> {
     let start = std::time::Instant::now();
     loop {
         let boards: Vec<BoardInfo> = bus
             .scan()?
             .into_iter()
-            .filter(|b| wanted.is_none_or(|m| b.mode == m))
+            .filter(|b| wanted.accepts(b.mode))
             .collect();
         if boards.len() >= count {
             out.result(&boards, || {
@@ -119,8 +113,9 @@ fn wait(bus: &Bus, mode: &str, count: usize, timeout: u64, out: &Output) -> Resu
         }
         if start.elapsed().as_secs() >= timeout {
             bail!(
-                "timed out after {timeout} s: {} of {count} board(s) in {mode} mode attached",
-                boards.len()
+                "timed out after {timeout} s: {} of {count} board(s) in {} mode attached",
+                boards.len(),
+                wanted.name()
             );
         }
         std::thread::sleep(std::time::Duration::from_millis(250));
@@ -311,7 +306,7 @@ fn loader_command(
             );
             Ok(())
         }
-        Command::Storage { kind } => storage(&mut client, kind.as_deref(), out),
+        Command::Storage { kind } => storage(&mut client, kind.map(StorageKind::from), out),
         Command::UpgradeLoader { loader } => {
             let bytes = read_file(&loader, "loader")?;
             let container = LoaderContainer::parse(&bytes)
@@ -407,16 +402,14 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
 
 fn storage(
     client: &mut Client<Box<dyn Transport>>,
-    kind: Option<&str>,
+    kind: Option<StorageKind>,
     out: &Output,
 ) -> Result<()> {
     let current = match kind {
         None => client
             .storage()
             .context("cannot read the current storage")?,
-        Some(name) => {
-            let wanted = StorageKind::from_name(name)
-                .with_context(|| format!("unknown storage {name:?}: use emmc, sd or spinor"))?;
+        Some(wanted) => {
             let now = client
                 .change_storage(wanted)
                 .context("cannot switch storage")?;

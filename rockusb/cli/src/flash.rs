@@ -3,6 +3,7 @@
 
 use crate::output::Output;
 use crate::select;
+use crate::values::StorageArg;
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rockusb::client::Client;
@@ -32,8 +33,8 @@ pub struct FlashArgs {
     #[arg(long, value_name = "FILE")]
     pub loader: Option<PathBuf>,
     /// The storage to write: emmc, sd or spinor.
-    #[arg(long, default_value = "emmc")]
-    pub storage: String,
+    #[arg(long, value_enum, ignore_case = true, default_value = "emmc")]
+    pub storage: StorageArg,
     /// Write every block, zeros included (default: skip zero runs outside the regions
     /// that must be written in full).
     #[arg(long, conflicts_with = "bmap")]
@@ -60,8 +61,8 @@ pub struct BackupArgs {
     #[arg(long, value_name = "N")]
     pub sectors: Option<u64>,
     /// The storage to read: emmc, sd or spinor.
-    #[arg(long, default_value = "emmc")]
-    pub storage: String,
+    #[arg(long, value_enum, ignore_case = true, default_value = "emmc")]
+    pub storage: StorageArg,
     /// Boot this loader first if the board is in MaskROM.
     #[arg(long, value_name = "FILE")]
     pub loader: Option<PathBuf>,
@@ -72,13 +73,8 @@ pub struct GptArgs {
     /// An image file; without it, the board's storage.
     pub image: Option<PathBuf>,
     /// The board storage to read: emmc, sd or spinor.
-    #[arg(long, default_value = "emmc")]
-    pub storage: String,
-}
-
-fn storage_kind(name: &str) -> Result<StorageKind> {
-    StorageKind::from_name(name)
-        .with_context(|| format!("unknown storage {name:?}: use emmc, sd or spinor"))
+    #[arg(long, value_enum, ignore_case = true, default_value = "emmc")]
+    pub storage: StorageArg,
 }
 
 /// The board, running a loader: booted with `loader` first when it is in MaskROM.
@@ -118,7 +114,7 @@ fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
 
 pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output) -> Result<()> {
     // Everything about the input is checked before the board is touched.
-    let storage = storage_kind(&args.storage)?;
+    let storage = StorageKind::from(args.storage);
     let source =
         ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
     let mode = match &args.bmap {
@@ -200,7 +196,7 @@ fn partition_line(p: &flash_op::PartitionReport) -> String {
 }
 
 pub fn backup(bus: &Bus, device: Option<&str>, args: BackupArgs, out: &mut Output) -> Result<()> {
-    let storage = storage_kind(&args.storage)?;
+    let storage = StorageKind::from(args.storage);
     let format = if args
         .output
         .extension()
@@ -261,7 +257,7 @@ pub fn gpt(bus: Option<&Bus>, device: Option<&str>, args: GptArgs, out: &mut Out
     let Some(bus) = bus else {
         bail!("name an image file, or attach a board to read its storage's partition table");
     };
-    let storage = storage_kind(&args.storage)?;
+    let storage = StorageKind::from(args.storage);
     let board = loader_board(bus, device, None, out)?;
     let mut client = open(bus, &board)?;
     let target = flash_op::prepare(&mut client, storage)?;

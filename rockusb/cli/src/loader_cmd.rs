@@ -2,6 +2,7 @@
 //! loader for a board.
 
 use crate::output::Output;
+use crate::values::SocArg;
 use anyhow::{Context, Result, bail};
 use clap::Subcommand;
 use rockusb_loaders::choose::{Choice, ChooseOptions, choose_loader};
@@ -40,15 +41,15 @@ pub enum LoaderCommand {
     /// accepts (rkbin loaders cannot ship with this project).
     Standin {
         /// SoC to make it for.
-        #[arg(long, default_value = "RK3588")]
-        soc: String,
+        #[arg(long, value_enum, ignore_case = true, default_value = "RK3588")]
+        soc: SocArg,
         #[arg(short, long)]
         output: PathBuf,
     },
     /// Show which loader `rockusb boot` would choose for a SoC, and why.
     Find {
-        #[arg(long, default_value = "RK3588")]
-        soc: String,
+        #[arg(long, value_enum, ignore_case = true, default_value = "RK3588")]
+        soc: SocArg,
         /// Extra folders to search first.
         #[arg(long = "loader-dir")]
         dirs: Vec<PathBuf>,
@@ -170,7 +171,7 @@ pub fn run(command: LoaderCommand, out: &Output) -> Result<()> {
             Ok(())
         }
         LoaderCommand::Standin { soc, output } => {
-            let soc = soc_by_name(&soc)?;
+            let soc = soc.0;
             let bytes = rockusb_loaders::standin::build(soc);
             std::fs::write(&output, &bytes)
                 .with_context(|| format!("cannot write {}", output.display()))?;
@@ -188,7 +189,7 @@ pub fn run(command: LoaderCommand, out: &Output) -> Result<()> {
             Ok(())
         }
         LoaderCommand::Find { soc, dirs } => {
-            let soc = soc_by_name(&soc)?;
+            let soc = soc.0;
             let choice = find(soc, &dirs, false)?;
             out.result(&choice, || describe_choice(&choice));
             Ok(())
@@ -215,11 +216,6 @@ fn read(path: &Path) -> Result<Vec<u8>> {
 fn parse(path: &Path) -> Result<LoaderContainer> {
     LoaderContainer::parse(&read(path)?)
         .with_context(|| format!("{} is not a usable loader", path.display()))
-}
-
-pub fn soc_by_name(name: &str) -> Result<&'static Soc> {
-    rockusb_loaders::soc::by_name(name)
-        .with_context(|| format!("unknown SoC {name:?}; try RK3588, RK3576, RK3568 or RK3399"))
 }
 
 /// The loader search path: `extra` folders, then `ROCKUSB_LOADER_PATH` (colon-separated),

@@ -11,6 +11,7 @@ mod fleet;
 mod loader_cmd;
 mod output;
 mod select;
+mod values;
 
 use clap::Parser;
 

@@ -1,7 +1,7 @@
 //! Turning operation events into progress bars (text) or NDJSON lines (`--json`).
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rockusb::ops::{Event, Observer};
+use rockusb::ops::{Event, Observer, Phase};
 use serde::Serialize;
 use std::io::Write;
 
@@ -63,7 +63,7 @@ impl Output {
         }
     }
 
-    fn bar(total: u64, phase: &str) -> ProgressBar {
+    fn bar(total: u64, phase: Phase) -> ProgressBar {
         let bar = ProgressBar::new(total);
         bar.set_style(
             ProgressStyle::with_template(
@@ -98,7 +98,7 @@ impl Observer for Output {
             }
             Event::PhaseStart { phase, total_bytes } => {
                 if self.label.is_none() {
-                    self.bar = Some(Self::bar(total_bytes, &phase));
+                    self.bar = Some(Self::bar(total_bytes, phase));
                 }
             }
             Event::Progress { done_bytes, .. } => {

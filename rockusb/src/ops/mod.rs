@@ -28,13 +28,13 @@ pub enum Event {
     WaitingForLoader { port_path: String },
     /// The loader answers at a new address.
     LoaderUp { port_path: String, address: u8 },
-    /// A transfer phase begins (`write`, `read`, `erase`, `verify`).
-    PhaseStart { phase: String, total_bytes: u64 },
+    /// A transfer phase begins.
+    PhaseStart { phase: Phase, total_bytes: u64 },
     /// Bytes done so far in the current phase.
-    Progress { phase: String, done_bytes: u64 },
+    Progress { phase: Phase, done_bytes: u64 },
     /// The phase finished.
     PhaseDone {
-        phase: String,
+        phase: Phase,
         bytes: u64,
         seconds: f64,
     },
@@ -48,6 +48,40 @@ pub enum Event {
     PartitionPlan(flash::PartitionReport),
     /// Something the user should know that is not an error.
     Warning { message: String },
+}
+
+/// A job's transfer phases, as progress events name them (`"phase": "write"` in `--json`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Phase {
+    /// Reading sectors into a file (`read`).
+    Read,
+    /// Writing an image or a file to the storage.
+    Write,
+    /// Erasing sectors.
+    Erase,
+    /// Reading back what was written and comparing digests.
+    Verify,
+    /// Saving what a flash will overwrite, before it does.
+    Backup,
+}
+
+impl Phase {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Phase::Read => "read",
+            Phase::Write => "write",
+            Phase::Erase => "erase",
+            Phase::Verify => "verify",
+            Phase::Backup => "backup",
+        }
+    }
+}
+
+impl std::fmt::Display for Phase {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// Receives events; a closure works.

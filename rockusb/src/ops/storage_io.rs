@@ -1,7 +1,7 @@
 //! Reading, writing and erasing a loader's current storage in large commands, with
 //! bounds checked against the storage's size before the first transfer.
 
-use super::{Event, Observer};
+use super::{Event, Observer, Phase};
 use crate::client::{Client, CommandError};
 use crate::protocol::SECTOR_SIZE;
 use crate::transport::Transport;
@@ -59,19 +59,16 @@ pub fn check_range(
 }
 
 fn timed<F: FnOnce(&mut dyn Observer) -> Result<u64, StorageIoError>>(
-    phase: &str,
+    phase: Phase,
     total_bytes: u64,
     observer: &mut dyn Observer,
     work: F,
 ) -> Result<u64, StorageIoError> {
-    observer.event(Event::PhaseStart {
-        phase: phase.into(),
-        total_bytes,
-    });
+    observer.event(Event::PhaseStart { phase, total_bytes });
     let start = Instant::now();
     let bytes = work(observer)?;
     observer.event(Event::PhaseDone {
-        phase: phase.into(),
+        phase,
         bytes,
         seconds: start.elapsed().as_secs_f64(),
     });
@@ -87,7 +84,7 @@ pub fn read<T: Transport>(
     observer: &mut dyn Observer,
 ) -> Result<u64, StorageIoError> {
     let total = count * SECTOR_SIZE as u64;
-    timed("read", total, observer, |observer| {
+    timed(Phase::Read, total, observer, |observer| {
         let mut buf = vec![0u8; DEFAULT_CHUNK_SECTORS as usize * SECTOR_SIZE];
         let mut done = 0u64;
         while done < count {
@@ -100,7 +97,7 @@ pub fn read<T: Transport>(
             out.write_all(chunk)?;
             done += n;
             observer.event(Event::Progress {
-                phase: "read".into(),
+                phase: Phase::Read,
                 done_bytes: done * SECTOR_SIZE as u64,
             });
         }
@@ -116,7 +113,7 @@ pub fn write<T: Transport>(
     input: &mut dyn Read,
     observer: &mut dyn Observer,
 ) -> Result<u64, StorageIoError> {
-    timed("write", len, observer, |observer| {
+    timed(Phase::Write, len, observer, |observer| {
         let mut buf = vec![0u8; DEFAULT_CHUNK_SECTORS as usize * SECTOR_SIZE];
         let mut done = 0u64;
         while done < len {
@@ -128,7 +125,7 @@ pub fn write<T: Transport>(
                 .map_err(|source| StorageIoError::Command { lba, source })?;
             done += n as u64;
             observer.event(Event::Progress {
-                phase: "write".into(),
+                phase: Phase::Write,
                 done_bytes: done,
             });
         }
@@ -144,7 +141,7 @@ pub fn erase<T: Transport>(
     observer: &mut dyn Observer,
 ) -> Result<u64, StorageIoError> {
     let total = count * SECTOR_SIZE as u64;
-    timed("erase", total, observer, |observer| {
+    timed(Phase::Erase, total, observer, |observer| {
         let mut done = 0u64;
         while done < count {
             let n = (count - done).min(u64::from(ERASE_CHUNK_SECTORS));
@@ -154,7 +151,7 @@ pub fn erase<T: Transport>(
                 .map_err(|source| StorageIoError::Command { lba, source })?;
             done += n;
             observer.event(Event::Progress {
-                phase: "erase".into(),
+                phase: Phase::Erase,
                 done_bytes: done * SECTOR_SIZE as u64,
             });
         }

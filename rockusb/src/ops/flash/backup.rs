@@ -8,7 +8,7 @@
 use super::target::Target;
 use super::verify::READ_WALL_SECTORS;
 use super::writer::{IoFailure, SectorIo};
-use crate::ops::{Event, Observer};
+use crate::ops::{Event, Observer, Phase};
 use crate::protocol::SECTOR_SIZE;
 use crate::transport::Transport;
 use serde::Serialize;
@@ -73,7 +73,7 @@ pub fn backup<T: Transport, W: Write + Send + 'static>(
         (None, None) => return Err(BackupError::UnknownSize),
     };
     observer.event(Event::PhaseStart {
-        phase: "backup".into(),
+        phase: Phase::Backup,
         total_bytes: total,
     });
     let start = Instant::now();
@@ -127,7 +127,7 @@ pub fn backup<T: Transport, W: Write + Send + 'static>(
             if last_event.elapsed().as_millis() >= 100 || done == total {
                 last_event = Instant::now();
                 observer.event(Event::Progress {
-                    phase: "backup".into(),
+                    phase: Phase::Backup,
                     done_bytes: done,
                 });
             }
@@ -143,7 +143,7 @@ pub fn backup<T: Transport, W: Write + Send + 'static>(
     let stored = stored?;
     let seconds = start.elapsed().as_secs_f64();
     observer.event(Event::PhaseDone {
-        phase: "backup".into(),
+        phase: Phase::Backup,
         bytes: done,
         seconds,
     });

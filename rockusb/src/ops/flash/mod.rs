@@ -31,7 +31,7 @@ pub use target::{LoaderKind, Target, TargetError, prepare};
 pub use verify::VerifyOutcome;
 
 use crate::client::Client;
-use crate::ops::{Event, Observer};
+use crate::ops::{Event, Observer, Phase};
 use crate::protocol::StorageKind;
 use crate::source::{FileAt, Format, ImageSource};
 use crate::transport::Transport;
@@ -316,7 +316,7 @@ pub fn flash<T: Transport>(
     threads.extend(more);
 
     observer.event(Event::PhaseStart {
-        phase: "write".into(),
+        phase: Phase::Write,
         // Unknown up front for gzip and zstd streams: the GPT's idea of the length.
         total_bytes: checked.preflight.image_len.unwrap_or(0),
     });
@@ -337,7 +337,7 @@ pub fn flash<T: Transport>(
     writer.reached_end(end.len, end.stats.bytes_skipped, observer);
     let write_seconds = started_at.elapsed().as_secs_f64();
     observer.event(Event::PhaseDone {
-        phase: "write".into(),
+        phase: Phase::Write,
         bytes: writer.written,
         seconds: write_seconds,
     });

@@ -8,7 +8,7 @@ use super::FlashError;
 use super::pipeline::{Run, RunRecycler, StreamEnd, StreamFailure, ToWriter};
 use super::verify::{self, Written};
 use super::writer::SectorIo;
-use crate::ops::{Event, Observer};
+use crate::ops::{Event, Observer, Phase};
 use crate::transport::Transport;
 use rockusb_images::ByteRange;
 use std::sync::mpsc::{Receiver, TryRecvError};
@@ -194,7 +194,7 @@ impl<'a, T: Transport> Writer<'a, T> {
         if force || self.last_event.elapsed() >= PROGRESS_INTERVAL {
             self.last_event = Instant::now();
             observer.event(Event::Progress {
-                phase: "write".into(),
+                phase: Phase::Write,
                 done_bytes: self.image_done,
             });
             observer.event(Event::WriteTotals {

@@ -12,7 +12,7 @@
 //! unverified and the outcome says so, instead of reporting a false mismatch.
 
 use super::writer::{IoFailure, SectorIo};
-use crate::ops::{Event, Observer};
+use crate::ops::{Event, Observer, Phase};
 use crate::transport::Transport;
 use rockusb_images::ByteRange;
 use serde::Serialize;
@@ -124,7 +124,7 @@ impl Verifier {
     ) -> Result<VerifyOutcome, VerifyError> {
         let left: u64 = records[self.next..].iter().map(|w| w.range.len).sum();
         observer.event(Event::PhaseStart {
-            phase: "verify".into(),
+            phase: Phase::Verify,
             total_bytes: left,
         });
         let start = Instant::now();
@@ -137,13 +137,13 @@ impl Verifier {
             if last_event.elapsed().as_millis() >= 100 {
                 last_event = Instant::now();
                 observer.event(Event::Progress {
-                    phase: "verify".into(),
+                    phase: Phase::Verify,
                     done_bytes: done,
                 });
             }
         }
         observer.event(Event::PhaseDone {
-            phase: "verify".into(),
+            phase: Phase::Verify,
             bytes: done,
             seconds: start.elapsed().as_secs_f64(),
         });
