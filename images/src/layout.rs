@@ -137,10 +137,41 @@ impl BoardLayout {
         self.gpt_entry_count * self.gpt_entry_size
     }
 
-    /// The largest bootloader that fits between its offset and the GPT entry array.
-    /// For the NanoPi M6: 10,486,784 − 32,768 = 10,454,016 bytes.
+    /// The largest bootloader that fits between its offset and whatever follows it: the
+    /// GPT entry array when the layout moves it past the bootloader (the NanoPi M6:
+    /// 10,486,784 − 32,768 = 10,454,016 bytes), else the end of the must-write prefix,
+    /// where the first partition may begin.
     pub const fn bootloader_max_len(&self) -> u64 {
-        self.gpt_entries_offset() - self.bootloader_offset()
+        let end = if self.gpt_entries_offset() > self.bootloader_offset() {
+            self.gpt_entries_offset()
+        } else {
+            self.must_write_prefix
+        };
+        end.saturating_sub(self.bootloader_offset())
+    }
+
+    /// The layout of any Rockchip board without one of its own, for a SoC whose BootROM
+    /// looks for the ID block at sector `idb_lba`: Rockchip's partition notes put the
+    /// idbloader there, `u-boot.itb` at sector 16384 and the first partition at sector
+    /// 32768 (16 MiB), with a standard GPT (entries at LBA 2) — the layout of U-Boot's
+    /// `u-boot-rockchip.bin` images and of most distributions' Rockchip images
+    /// (opensource.rock-chips.com/wiki_Partitions). Everything before 16 MiB is written in
+    /// full; no partition is singled out by name.
+    pub const fn rockchip_generic(soc: &'static str, idb_lba: u64) -> BoardLayout {
+        BoardLayout {
+            name: "rockchip",
+            display_name: "Rockchip board (generic layout)",
+            soc,
+            bootloader_lba: idb_lba,
+            itb_offset_in_bootloader: (16_384u64.saturating_sub(idb_lba)) * SECTOR_SIZE,
+            gpt_skip_lbas: 0,
+            gpt_entry_count: 128,
+            gpt_entry_size: 128,
+            must_write_prefix: 32_768 * SECTOR_SIZE,
+            must_write_partitions: &[],
+            must_write_ranges: &[],
+            talos_partitions: &[],
+        }
     }
 
     /// The byte range the bootloader may occupy.
@@ -174,6 +205,17 @@ mod tests {
         assert!(NANOPI_M6.must_write_prefix >= NANOPI_M6.bootloader_region().end());
         // EFI, the first Talos partition, starts at LBA 22528 = 11 MiB.
         assert_eq!(NANOPI_M6.must_write_prefix, 22_528 * SECTOR_SIZE);
+    }
+
+    #[test]
+    fn the_generic_layout_keeps_a_standard_gpt_before_the_bootloader() {
+        let generic = BoardLayout::rockchip_generic("RK3568", 64);
+        assert_eq!(generic.gpt_entries_lba(), 2);
+        assert_eq!(generic.bootloader_offset(), 32_768);
+        assert_eq!(generic.itb_offset(), 16_384 * 512);
+        // The boot chain may fill everything up to the first partition at 16 MiB.
+        assert_eq!(generic.bootloader_max_len(), 16 * 1024 * 1024 - 32_768);
+        assert_eq!(generic.bootloader_region().end(), generic.must_write_prefix);
     }
 
     #[test]

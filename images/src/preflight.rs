@@ -231,7 +231,8 @@ pub fn preflight(mut src: impl ReadAt, input: PreflightInput) -> Result<Prefligh
             });
         }
     }
-    if let Some(table) = gpt.table() {
+    // Only a layout that names its partitions (a Talos overlay's) can find them missing.
+    if let Some(table) = gpt.table().filter(|_| !layout.talos_partitions.is_empty()) {
         let found: Vec<String> = table.partitions.iter().map(|p| p.name.clone()).collect();
         let expected: Vec<String> = layout
             .talos_partitions

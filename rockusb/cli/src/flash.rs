@@ -3,7 +3,7 @@
 
 use crate::output::Output;
 use crate::select;
-use crate::values::StorageArg;
+use crate::values::{LayoutArg, StorageArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rockusb::client::Client;
@@ -11,13 +11,13 @@ use rockusb::discovery::{BoardInfo, BoardMode, Bus};
 use rockusb::ops::boot::{self, BootPlan};
 use rockusb::ops::flash::backup::{self as backup_op, BackupFormat};
 use rockusb::ops::flash::inspect;
+use rockusb::ops::flash::layout::{self, LayoutName};
 use rockusb::ops::flash::writer::SectorIo;
 use rockusb::ops::flash::{self as flash_op, FlashMode, FlashOptions, VerifyOutcome};
 use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
 use rockusb::transport::Transport;
-use rockusb_images::NANOPI_M6;
 use rockusb_images::bmap::Bmap;
 use rockusb_images::units::human_bytes;
 use rockusb_loaders::LoaderContainer;
@@ -46,6 +46,10 @@ pub struct FlashArgs {
     /// Do not read back and compare what was written.
     #[arg(long)]
     pub no_verify: bool,
+    /// The board layout to check the image against and plan with (default: chosen from
+    /// the board's SoC: nanopi-m6 for an RK3588, rockchip for the others).
+    #[arg(long, value_enum)]
+    pub layout: Option<LayoutArg>,
     /// Sectors per write command (default: 8192 for vendor loaders, 2048 for mainline
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
@@ -135,8 +139,14 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
     let mut client = open(bus, &board)?;
     let target = flash_op::prepare(&mut client, storage)?;
+    let chosen = layout::choose(board.soc, args.layout.map(LayoutName::from));
+    out.event(Event::Layout {
+        name: chosen.layout.name.into(),
+        display_name: chosen.layout.display_name.into(),
+        reason: chosen.reason.clone(),
+    });
     let options = FlashOptions {
-        layout: &NANOPI_M6,
+        layout: &chosen.layout,
         mode,
         verify: !args.no_verify,
         command_sectors: args.command_sectors,

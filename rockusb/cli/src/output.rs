@@ -90,6 +90,11 @@ impl Observer for Output {
                 self.say(&format!("sending {name} ({bytes} bytes) to area {area}"))
             }
             Event::AreaDone { .. } => {}
+            Event::Layout {
+                display_name,
+                reason,
+                ..
+            } => self.say(&format!("layout: {display_name} ({reason})")),
             Event::WaitingForLoader { port_path } => {
                 self.say(&format!("waiting for the loader on {port_path}"))
             }

@@ -5,6 +5,7 @@
 use clap::ValueEnum;
 use clap::builder::PossibleValue;
 use rockusb::discovery::BoardMode;
+use rockusb::ops::flash::layout::LayoutName;
 use rockusb::protocol::StorageKind;
 use rockusb_loaders::soc::{SOCS, Soc};
 use std::sync::OnceLock;
@@ -72,6 +73,24 @@ impl WaitFor {
             WaitFor::Maskrom => "maskrom",
             WaitFor::Loader => "loader",
             WaitFor::Any => "any",
+        }
+    }
+}
+
+/// A board layout by name (`rockusb flash --layout`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LayoutArg {
+    /// The FriendlyElec NanoPi M6 with a Talos image: GPT entries at LBA 2 + 20480.
+    NanopiM6,
+    /// Any Rockchip board: a standard GPT, the boot chain below 16 MiB.
+    Rockchip,
+}
+
+impl From<LayoutArg> for LayoutName {
+    fn from(arg: LayoutArg) -> LayoutName {
+        match arg {
+            LayoutArg::NanopiM6 => LayoutName::NanopiM6,
+            LayoutArg::Rockchip => LayoutName::Rockchip,
         }
     }
 }

@@ -46,6 +46,12 @@ pub enum Event {
     },
     /// How a sparse flash treats one partition of the image, before the first write.
     PartitionPlan(flash::PartitionReport),
+    /// The board layout a flash is checked and planned against, and why.
+    Layout {
+        name: String,
+        display_name: String,
+        reason: String,
+    },
     /// Something the user should know that is not an error.
     Warning { message: String },
 }

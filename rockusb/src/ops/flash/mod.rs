@@ -19,6 +19,7 @@
 
 pub mod backup;
 pub mod inspect;
+pub mod layout;
 pub mod pipeline;
 pub mod session;
 pub mod sparse;
