@@ -78,6 +78,7 @@
 #[cfg(feature = "bmap")]
 pub mod bmap;
 pub mod bootloader;
+pub mod diskmap;
 pub mod fs;
 pub mod gpt;
 pub mod layout;
