@@ -27,7 +27,7 @@ if command -v mke2fs >/dev/null 2>&1; then
         [ -e "$seed" ] || { truncate -s 1M "$seed" && mke2fs -q -F -t "$fs_type" "$seed"; } || rm -f "$seed"
     done
 fi
-for target in gpt_report bmap_parse plan_chunks fs_free_space; do
+for target in gpt_report bmap_parse plan_chunks fs_free_space uki_sections; do
     echo "== fuzzing $target for ${seconds}s"
     mkdir -p "corpus/$target"
     cargo fuzz run "$target" "corpus/$target" -- \

@@ -60,6 +60,10 @@ impl std::fmt::Display for ByteRange {
     }
 }
 
+/// Partitions start on 1 MiB boundaries (2048 sectors), as sgdisk and Talos's imager place
+/// them.
+pub const PARTITION_ALIGNMENT_LBAS: u64 = 2048;
+
 /// How much of the end of the target storage is wiped after flashing: the device's old
 /// backup GPT (header and entries, 33 sectors) lives in its last sectors, and 1 MiB covers
 /// it with room for tools that align it (talos-overlay.md §4.3).
@@ -137,6 +141,23 @@ impl BoardLayout {
         self.gpt_entry_count * self.gpt_entry_size
     }
 
+    /// Sectors the primary GPT entry array occupies (32 for 128 entries of 128 bytes).
+    pub const fn gpt_entries_lbas(&self) -> u64 {
+        self.gpt_entries_len().div_ceil(SECTOR_SIZE)
+    }
+
+    /// Where the first partition starts: the first 1 MiB boundary after the primary entry
+    /// array, where Talos's imager puts EFI in this board's images (LBA 22528 on the M6);
+    /// on a layout whose entry array precedes the bootloader, the end of the must-write
+    /// prefix (sector 32768 on the generic Rockchip layout).
+    pub const fn first_partition_lba(&self) -> u64 {
+        if self.gpt_entries_offset() < self.bootloader_offset() {
+            return self.must_write_prefix / SECTOR_SIZE;
+        }
+        let after_entries = self.gpt_entries_lba() + self.gpt_entries_lbas();
+        after_entries.div_ceil(PARTITION_ALIGNMENT_LBAS) * PARTITION_ALIGNMENT_LBAS
+    }
+
     /// The largest bootloader that fits between its offset and whatever follows it: the
     /// GPT entry array when the layout moves it past the bootloader (the NanoPi M6:
     /// 10,486,784 − 32,768 = 10,454,016 bytes), else the end of the must-write prefix,
@@ -205,6 +226,7 @@ mod tests {
         assert!(NANOPI_M6.must_write_prefix >= NANOPI_M6.bootloader_region().end());
         // EFI, the first Talos partition, starts at LBA 22528 = 11 MiB.
         assert_eq!(NANOPI_M6.must_write_prefix, 22_528 * SECTOR_SIZE);
+        assert_eq!(NANOPI_M6.first_partition_lba(), 22_528);
     }
 
     #[test]

@@ -19,6 +19,12 @@
 //! - [`bmap`]: bmaptool XML 1.x/2.0 parsing, file checksum, streaming range verifier.
 //! - [`bootloader`]: recognising an ID block (RKNS or RC4) at the bootloader sector.
 //! - [`preflight`]: the check before the first write; errors and warnings as sentences.
+//! - `adapt` (feature `adapt`, on by default): a generic Talos image (systemd-boot + UKI)
+//!   turned into a board image: partitions moved, table rewritten, U-Boot and the DTB
+//!   placed, described as segments a file writer or a flasher consumes.
+//! - [`uki`]: the PE section table of unified kernel images, their `.cmdline` and
+//!   `.osrel`, and what the command line means on the M6 (Omni, serial console).
+//! - [`diskmap`]: a disk layout drawn to scale in a terminal.
 //!
 //! # How the flasher uses it
 //!
@@ -77,9 +83,12 @@
 
 #![forbid(unsafe_code)]
 
+#[cfg(feature = "adapt")]
+pub mod adapt;
 #[cfg(feature = "bmap")]
 pub mod bmap;
 pub mod bootloader;
+pub mod diskmap;
 pub mod fs;
 pub mod gpt;
 pub mod layout;
@@ -88,6 +97,7 @@ pub mod preflight;
 pub mod read_at;
 pub mod regions;
 pub mod sparse;
+pub mod uki;
 pub mod units;
 pub mod zero;
 

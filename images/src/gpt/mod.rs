@@ -68,6 +68,14 @@ pub struct GptCopy {
     entry_array: Vec<u8>,
 }
 
+impl GptCopy {
+    /// The whole entry array as stored (used and empty slots), whose CRC the header
+    /// checked: a tool that moves partitions rewrites only their LBAs in it.
+    pub fn entry_array(&self) -> &[u8] {
+        &self.entry_array
+    }
+}
+
 /// Errors that stop reading altogether (bad contents never do).
 #[derive(Debug, thiserror::Error)]
 pub enum GptReadError {
