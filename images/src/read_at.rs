@@ -70,19 +70,46 @@ impl ReadAt for Window<'_> {
     }
 }
 
-/// Several windows of one image, e.g. the buffered start of a streamed image and its
-/// kept tail: a read is served by the first window that holds all of it.
+/// Several windows of one image, e.g. the decoded chunks of a streamed image's start and
+/// its kept tail: a read is served piece by piece from whichever windows hold its bytes,
+/// so it may span adjacent windows.
 #[derive(Debug, Clone, Default)]
 pub struct Windows<'a>(pub Vec<Window<'a>>);
 
+impl<'a> FromIterator<(u64, &'a [u8])> for Windows<'a> {
+    fn from_iter<I: IntoIterator<Item = (u64, &'a [u8])>>(pieces: I) -> Self {
+        Windows(
+            pieces
+                .into_iter()
+                .map(|(base, bytes)| Window::new(base, bytes))
+                .collect(),
+        )
+    }
+}
+
+impl Window<'_> {
+    /// The bytes held from image offset `at` to the window's end, if it holds `at`.
+    fn held_from(&self, at: u64) -> Option<&[u8]> {
+        let rel = usize::try_from(at.checked_sub(self.base)?).ok()?;
+        self.bytes.get(rel..).filter(|rest| !rest.is_empty())
+    }
+}
+
 impl ReadAt for Windows<'_> {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        for w in &mut self.0 {
-            if w.read_exact_at(offset, buf).is_ok() {
-                return Ok(());
-            }
+        let mut filled = 0usize;
+        while filled < buf.len() {
+            let at = offset + filled as u64;
+            let held = self
+                .0
+                .iter()
+                .find_map(|w| w.held_from(at))
+                .ok_or_else(|| eof(at, buf.len() - filled))?;
+            let n = held.len().min(buf.len() - filled);
+            buf[filled..filled + n].copy_from_slice(&held[..n]);
+            filled += n;
         }
-        Err(eof(offset, buf.len()))
+        Ok(())
     }
 }
 
@@ -150,6 +177,20 @@ impl<R: Read + Seek> ReadAt for SeekReader<R> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_read_may_span_adjacent_windows_but_not_a_gap() {
+        let a = [1u8; 4];
+        let b = [2u8; 4];
+        let mut windows: Windows = [(10, &a[..]), (14, &b[..]), (30, &a[..])]
+            .into_iter()
+            .collect();
+        let mut buf = [0u8; 6];
+        windows.read_exact_at(11, &mut buf).unwrap();
+        assert_eq!(buf, [1, 1, 1, 2, 2, 2]);
+        assert!(windows.read_exact_at(16, &mut buf).is_err());
+        assert!(windows.read_exact_at(9, &mut [0u8; 1]).is_err());
+    }
 
     #[test]
     fn window_reads_inside_and_reports_eof_outside() {

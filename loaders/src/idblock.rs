@@ -40,6 +40,45 @@ pub enum V1Layout {
     Unknown,
 }
 
+/// What sits in the sector where a BootROM looks for an ID block (sector 64 on eMMC and
+/// SD): the one classification the flasher's checks, the image layouts and the virtual
+/// board's BootROM all use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum SectorKind {
+    /// An `RKNS` (v2) ID block header.
+    Rkns,
+    /// An RC4-scrambled (v1) ID block header: it decrypts to the magic 0x0FF0AA55.
+    Rc4IdBlock,
+    /// The sector is all zeros.
+    Empty,
+    /// Something else (or less than a sector).
+    Unknown,
+}
+
+impl SectorKind {
+    /// Whether a BootROM would find an ID block here.
+    pub fn is_present(self) -> bool {
+        matches!(self, SectorKind::Rkns | SectorKind::Rc4IdBlock)
+    }
+}
+
+/// Classifies the first sector (512 bytes; more are ignored) of where an ID block belongs.
+pub fn classify_sector(sector: &[u8]) -> SectorKind {
+    let Some(sector) = sector.get(..RC4_BLOCK) else {
+        return SectorKind::Unknown;
+    };
+    if sector.starts_with(&RKNS_MAGIC) {
+        SectorKind::Rkns
+    } else if u32_at(&rc4_stream(sector), 0) == Some(V1_MAGIC) {
+        SectorKind::Rc4IdBlock
+    } else if sector.iter().all(|&b| b == 0) {
+        SectorKind::Empty
+    } else {
+        SectorKind::Unknown
+    }
+}
+
 /// What an ID block file contains.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(tag = "format", rename_all = "snake_case")]
@@ -156,6 +195,25 @@ pub fn parse_v1(data: &[u8]) -> Option<V1Header> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_sector_is_classified_as_either_header_generation_or_neither() {
+        let mut v2 = [0u8; 512];
+        v2[..4].copy_from_slice(b"RKNS");
+        assert_eq!(classify_sector(&v2), SectorKind::Rkns);
+
+        let mut v1 = [0u8; 512];
+        v1[..4].copy_from_slice(&V1_MAGIC.to_le_bytes());
+        let v1 = rc4_stream(&v1);
+        // The scrambled magic as it sits on the medium.
+        assert_eq!(v1[..4], [0x3b, 0x8c, 0xdc, 0xfc]);
+        assert_eq!(classify_sector(&v1), SectorKind::Rc4IdBlock);
+
+        assert_eq!(classify_sector(&[0u8; 512]), SectorKind::Empty);
+        assert_eq!(classify_sector(&[0xFFu8; 512]), SectorKind::Unknown);
+        assert_eq!(classify_sector(b"RKNS"), SectorKind::Unknown);
+        assert!(SectorKind::Rkns.is_present() && !SectorKind::Empty.is_present());
+    }
 
     #[test]
     fn v1_sector0_is_decoded() {

@@ -11,16 +11,7 @@ use crate::transport::{Transport, TransportError};
 /// The largest sector count one READ_LBA/WRITE_LBA command can carry (u16 length field).
 pub const MAX_SECTORS_PER_COMMAND: u32 = 65535;
 
-/// What a reset command asks the loader to do: CDB[1] of DEVICE_RESET
-/// (docs/protocol.md §4.6).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum ResetKind {
-    Reboot = 0,
-    Msc = 1,
-    PowerOff = 2,
-    Maskrom = 3,
-    Disconnect = 4,
-}
+pub use crate::protocol::ResetKind;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CommandError {
@@ -47,6 +38,15 @@ pub enum CommandError {
         op: &'static str,
         expected: usize,
         got: usize,
+    },
+    #[error(
+        "change storage: the loader did not switch to {wanted} (it still uses {}): the board \
+         has no {wanted}, or it is not detected (is the SD card or eMMC module seated?)",
+        current.map_or("nothing".to_string(), |k| k.to_string())
+    )]
+    NotSwitched {
+        wanted: StorageKind,
+        current: Option<StorageKind>,
     },
 }
 
@@ -181,12 +181,15 @@ impl<T: Transport> Client<T> {
         self.command_small_in(cbw)
     }
 
-    fn parse<R>(
+    /// Sends a command that answers with a short fixed-size reply, and parses the reply.
+    fn query<R>(
+        &mut self,
         op: Opcode,
-        bytes: &[u8],
-        f: impl FnOnce(&[u8]) -> Result<R, ProtocolError>,
+        len: usize,
+        parse: impl FnOnce(&[u8]) -> Result<R, ProtocolError>,
     ) -> Result<R, CommandError> {
-        f(bytes).map_err(|source| CommandError::Protocol {
+        let bytes = self.small_in(op, len as u32, 0)?;
+        parse(&bytes).map_err(|source| CommandError::Protocol {
             op: op_name(op),
             source,
         })
@@ -203,39 +206,42 @@ impl<T: Transport> Client<T> {
     }
 
     pub fn flash_id(&mut self) -> Result<FlashId, CommandError> {
-        let bytes = self.small_in(Opcode::ReadFlashId, FlashId::LEN as u32, 0)?;
-        Self::parse(Opcode::ReadFlashId, &bytes, FlashId::parse)
+        self.query(Opcode::ReadFlashId, FlashId::LEN, FlashId::parse)
     }
 
     pub fn flash_info(&mut self) -> Result<FlashInfo, CommandError> {
-        let bytes = self.small_in(Opcode::ReadFlashInfo, FlashInfo::LEN as u32, 0)?;
-        Self::parse(Opcode::ReadFlashInfo, &bytes, FlashInfo::parse)
+        self.query(Opcode::ReadFlashInfo, FlashInfo::LEN, FlashInfo::parse)
     }
 
     pub fn chip_info(&mut self) -> Result<ChipInfo, CommandError> {
-        let bytes = self.small_in(Opcode::ReadChipInfo, ChipInfo::LEN as u32, 0)?;
-        Self::parse(Opcode::ReadChipInfo, &bytes, ChipInfo::parse)
+        self.query(Opcode::ReadChipInfo, ChipInfo::LEN, ChipInfo::parse)
     }
 
     pub fn capability(&mut self) -> Result<Capability, CommandError> {
-        let bytes = self.small_in(Opcode::ReadCapability, Capability::LEN as u32, 0)?;
-        Self::parse(Opcode::ReadCapability, &bytes, Capability::parse)
+        self.query(Opcode::ReadCapability, Capability::LEN, Capability::parse)
     }
 
     pub fn storage(&mut self) -> Result<StorageMask, CommandError> {
-        let bytes = self.small_in(Opcode::ReadStorage, StorageMask::LEN as u32, 0)?;
-        Self::parse(Opcode::ReadStorage, &bytes, StorageMask::parse)
+        self.query(Opcode::ReadStorage, StorageMask::LEN, StorageMask::parse)
     }
 
     /// Switches storage and reads it back: CHANGE_STORAGE always reports success
-    /// (docs/protocol.md §4.4).
+    /// (docs/protocol.md §4.4), so only the read-back tells whether the loader switched;
+    /// when it did not, the error is [`CommandError::NotSwitched`].
     pub fn change_storage(&mut self, kind: StorageKind) -> Result<StorageMask, CommandError> {
         let tag = self.tag();
         self.command_none(
             CommandBlock::new(tag, Opcode::ChangeStorage, DataDirection::Out, 0)
                 .with_subcode(kind.bit()),
         )?;
-        self.storage()
+        let now = self.storage()?;
+        match now.current() {
+            Some(current) if current == kind => Ok(now),
+            current => Err(CommandError::NotSwitched {
+                wanted: kind,
+                current,
+            }),
+        }
     }
 
     /// Reads `buf.len() / 512` sectors from `lba` in one command.
@@ -307,7 +313,7 @@ impl<T: Transport> Client<T> {
         let tag = self.tag();
         match self.command_none(
             CommandBlock::new(tag, Opcode::DeviceReset, DataDirection::Out, 0)
-                .with_subcode(kind as u8),
+                .with_subcode(kind.subcode()),
         ) {
             Err(CommandError::Transport {
                 source: TransportError::Disconnected | TransportError::Timeout,

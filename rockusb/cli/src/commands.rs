@@ -12,7 +12,6 @@ use rockusb::ops::boot::{self, BootPlan};
 use rockusb::ops::storage_io;
 use rockusb::protocol::{SECTOR_SIZE, StorageKind};
 use rockusb::transport::Transport;
-use rockusb_loaders::LoaderContainer;
 use rockusb_loaders::raw::{RawLoader, RawStage};
 use serde_json::json;
 use std::fs::File;
@@ -174,9 +173,7 @@ fn boot_plan(
         return Ok(BootPlan::from_raw(&raw));
     }
     if let Some(path) = source.file {
-        let bytes = read_file(path, "loader")?;
-        let container = LoaderContainer::parse(&bytes)
-            .with_context(|| format!("{} is not a usable loader", path.display()))?;
+        let container = loader_cmd::parse(path)?;
         return Ok(BootPlan::from_container(&container));
     }
     let soc = board_soc.with_context(|| {
@@ -308,9 +305,7 @@ fn loader_command(
         }
         Command::Storage { kind } => storage(&mut client, kind.map(StorageKind::from), out),
         Command::UpgradeLoader { loader } => {
-            let bytes = read_file(&loader, "loader")?;
-            let container = LoaderContainer::parse(&bytes)
-                .with_context(|| format!("{} is not a usable loader", loader.display()))?;
+            let container = loader_cmd::parse(&loader)?;
             rockusb_loaders::soc::check_loader_for_pid(&container, board.pid)?;
             if rockusb_loaders::standin::is_standin(&container) && !bus.accepts_standin_loader() {
                 bail!("the stand-in loader cannot run on a real board; use a real loader");
@@ -409,22 +404,9 @@ fn storage(
         None => client
             .storage()
             .context("cannot read the current storage")?,
-        Some(wanted) => {
-            let now = client
-                .change_storage(wanted)
-                .context("cannot switch storage")?;
-            // CHANGE_STORAGE always reports success; only the read-back tells
-            // (docs/protocol.md §4.4).
-            if now.current() != Some(wanted) {
-                bail!(
-                    "the loader did not switch to {wanted} (it reports {}): the board may not \
-                     have that storage",
-                    now.current()
-                        .map_or("nothing".to_string(), |k| k.to_string())
-                );
-            }
-            now
-        }
+        Some(wanted) => client
+            .change_storage(wanted)
+            .context("cannot switch storage")?,
     };
     let current = current.current();
     out.result(&json!({ "storage": current }), || {

@@ -12,15 +12,14 @@ use rockusb::ops::boot::{self, BootPlan};
 use rockusb::ops::flash::backup::{self as backup_op, BackupFormat};
 use rockusb::ops::flash::inspect;
 use rockusb::ops::flash::layout::{self, LayoutName};
-use rockusb::ops::flash::writer::SectorIo;
 use rockusb::ops::flash::{self as flash_op, FlashMode, FlashOptions, VerifyOutcome};
+use rockusb::ops::sector_io::SectorIo;
 use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
 use rockusb::transport::Transport;
 use rockusb_images::bmap::Bmap;
 use rockusb_images::units::human_bytes;
-use rockusb_loaders::LoaderContainer;
 use serde_json::json;
 use std::path::{Path, PathBuf};
 
@@ -91,10 +90,7 @@ fn loader_board(
     let board = select::board(bus, device)?;
     match (board.mode, loader) {
         (BoardMode::Maskrom, Some(path)) => {
-            let bytes = std::fs::read(path)
-                .with_context(|| format!("cannot read the loader {}", path.display()))?;
-            let container = LoaderContainer::parse(&bytes)
-                .with_context(|| format!("{} is not a usable loader", path.display()))?;
+            let container = crate::loader_cmd::parse(path)?;
             let plan = BootPlan::from_container(&container);
             boot::check_plan(bus, &board, &plan)?;
             Ok(boot::boot(bus, &board, &plan, out)?)

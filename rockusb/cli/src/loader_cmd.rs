@@ -213,7 +213,9 @@ fn read(path: &Path) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read the loader {}", path.display()))
 }
 
-fn parse(path: &Path) -> Result<LoaderContainer> {
+/// Reads and parses a loader file: the one place that says which file was unreadable or
+/// not a loader.
+pub fn parse(path: &Path) -> Result<LoaderContainer> {
     LoaderContainer::parse(&read(path)?)
         .with_context(|| format!("{} is not a usable loader", path.display()))
 }

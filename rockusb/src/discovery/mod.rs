@@ -58,6 +58,40 @@ pub struct BoardInfo {
     pub virtual_name: Option<String>,
 }
 
+/// How a device sits on its bus, as enumeration tells it (before any probe).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub port_path: String,
+    pub bus: u8,
+    pub address: u8,
+    pub vid: u16,
+    pub pid: u16,
+    pub bcd_usb: u16,
+}
+
+impl BoardInfo {
+    /// A board from where it is attached, its probed mode (see [`probe_mode`]) and the
+    /// name its bus gives it, if any; the SoC comes from the SoC table.
+    pub fn new(
+        at: Attachment,
+        (mode, probe_error): (BoardMode, Option<TransportError>),
+        virtual_name: Option<String>,
+    ) -> Self {
+        BoardInfo {
+            soc: soc_name(at.pid),
+            port_path: at.port_path,
+            bus: at.bus,
+            address: at.address,
+            vid: at.vid,
+            pid: at.pid,
+            bcd_usb: at.bcd_usb,
+            mode,
+            probe_error,
+            virtual_name,
+        }
+    }
+}
+
 /// A probe error, written as its message in `--json` output.
 fn as_message<S: Serializer>(error: &Option<TransportError>, s: S) -> Result<S::Ok, S::Error> {
     match error {

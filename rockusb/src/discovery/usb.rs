@@ -1,7 +1,7 @@
 //! The real USB bus, through libusb.
 
-use super::{BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError, ROCKCHIP_VID};
-use super::{probe_mode, soc_name};
+use super::{Attachment, BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError};
+use super::{ROCKCHIP_VID, probe_mode};
 use crate::transport::usb::{self as usb_transport, UsbTransport};
 use crate::transport::{Transport, TransportError};
 use rusb::UsbContext;
@@ -48,22 +48,19 @@ impl BoardLister for UsbLister {
             let bcd_usb = (u16::from(version.major()) << 8)
                 | (u16::from(version.minor()) << 4)
                 | u16::from(version.sub_minor());
-            let (mode, probe_error) = match UsbTransport::open(&device) {
+            let probe = match UsbTransport::open(&device) {
                 Ok(mut t) => probe_mode(&mut t),
                 Err(e) => (BoardMode::Unknown, Some(e)),
             };
-            boards.push(BoardInfo {
+            let at = Attachment {
                 port_path: usb_transport::port_path(&device),
                 bus: device.bus_number(),
                 address: device.address(),
                 vid: desc.vendor_id(),
                 pid: desc.product_id(),
                 bcd_usb,
-                soc: soc_name(desc.product_id()),
-                mode,
-                probe_error,
-                virtual_name: None,
-            });
+            };
+            boards.push(BoardInfo::new(at, probe, None));
         }
         Ok(boards)
     }

@@ -4,6 +4,7 @@
 
 pub mod boot;
 pub mod flash;
+pub mod sector_io;
 pub mod storage_io;
 
 use serde::Serialize;

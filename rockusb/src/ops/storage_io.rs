@@ -1,6 +1,7 @@
 //! Reading, writing and erasing a loader's current storage in large commands, with
 //! bounds checked against the storage's size before the first transfer.
 
+use super::sector_io::{IoFailure, SectorIo};
 use super::{Event, Observer, Phase};
 use crate::client::{Client, CommandError};
 use crate::protocol::SECTOR_SIZE;
@@ -39,6 +40,15 @@ pub enum StorageIoError {
     Io(#[from] std::io::Error),
 }
 
+impl From<IoFailure> for StorageIoError {
+    fn from(failure: IoFailure) -> Self {
+        StorageIoError::Command {
+            lba: failure.lba,
+            source: failure.error,
+        }
+    }
+}
+
 /// Refuses a range that does not fit in `capacity_sectors`.
 pub fn check_range(
     first: u64,
@@ -75,6 +85,33 @@ fn timed<F: FnOnce(&mut dyn Observer) -> Result<u64, StorageIoError>>(
     Ok(bytes)
 }
 
+/// Moves `total` bytes from byte `start` of the storage in 1 MiB steps through the sector
+/// loop (which falls back to smaller commands), reporting progress after each step.
+fn in_steps<T: Transport>(
+    client: &mut Client<T>,
+    phase: Phase,
+    start: u64,
+    total: u64,
+    observer: &mut dyn Observer,
+    mut step: impl FnMut(&mut SectorIo<'_, T>, u64, &mut [u8]) -> Result<(), StorageIoError>,
+) -> Result<u64, StorageIoError> {
+    timed(phase, total, observer, |observer| {
+        let mut io = SectorIo::new(client, DEFAULT_CHUNK_SECTORS);
+        let mut buf = vec![0u8; DEFAULT_CHUNK_SECTORS as usize * SECTOR_SIZE];
+        let mut done = 0u64;
+        while done < total {
+            let n = (total - done).min(buf.len() as u64) as usize;
+            step(&mut io, start + done, &mut buf[..n])?;
+            done += n as u64;
+            observer.event(Event::Progress {
+                phase,
+                done_bytes: done,
+            });
+        }
+        Ok(total)
+    })
+}
+
 /// Reads `count` sectors from `first` into `out`.
 pub fn read<T: Transport>(
     client: &mut Client<T>,
@@ -83,25 +120,11 @@ pub fn read<T: Transport>(
     out: &mut dyn Write,
     observer: &mut dyn Observer,
 ) -> Result<u64, StorageIoError> {
+    let start = first * SECTOR_SIZE as u64;
     let total = count * SECTOR_SIZE as u64;
-    timed(Phase::Read, total, observer, |observer| {
-        let mut buf = vec![0u8; DEFAULT_CHUNK_SECTORS as usize * SECTOR_SIZE];
-        let mut done = 0u64;
-        while done < count {
-            let n = (count - done).min(u64::from(DEFAULT_CHUNK_SECTORS));
-            let lba = first + done;
-            let chunk = &mut buf[..n as usize * SECTOR_SIZE];
-            client
-                .read_lba(lba as u32, chunk)
-                .map_err(|source| StorageIoError::Command { lba, source })?;
-            out.write_all(chunk)?;
-            done += n;
-            observer.event(Event::Progress {
-                phase: Phase::Read,
-                done_bytes: done * SECTOR_SIZE as u64,
-            });
-        }
-        Ok(total)
+    in_steps(client, Phase::Read, start, total, observer, |io, at, chunk| {
+        io.read(at, chunk)?;
+        Ok(out.write_all(chunk)?)
     })
 }
 
@@ -113,23 +136,10 @@ pub fn write<T: Transport>(
     input: &mut dyn Read,
     observer: &mut dyn Observer,
 ) -> Result<u64, StorageIoError> {
-    timed(Phase::Write, len, observer, |observer| {
-        let mut buf = vec![0u8; DEFAULT_CHUNK_SECTORS as usize * SECTOR_SIZE];
-        let mut done = 0u64;
-        while done < len {
-            let n = (len - done).min(buf.len() as u64) as usize;
-            input.read_exact(&mut buf[..n])?;
-            let lba = first + done / SECTOR_SIZE as u64;
-            client
-                .write_lba(lba as u32, &buf[..n])
-                .map_err(|source| StorageIoError::Command { lba, source })?;
-            done += n as u64;
-            observer.event(Event::Progress {
-                phase: Phase::Write,
-                done_bytes: done,
-            });
-        }
-        Ok(len)
+    let start = first * SECTOR_SIZE as u64;
+    in_steps(client, Phase::Write, start, len, observer, |io, at, chunk| {
+        input.read_exact(chunk)?;
+        Ok(io.write(at, chunk)?)
     })
 }
 

@@ -236,6 +236,41 @@ impl CommandBlock {
     }
 }
 
+/// What a reset command asks the loader to do: CDB[1] of DEVICE_RESET
+/// (docs/protocol.md §4.6).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ResetKind {
+    /// Restart the SoC (the BootROM then boots from storage if it finds an ID block).
+    Reboot = 0,
+    /// Become a USB mass-storage device.
+    Msc = 1,
+    PowerOff = 2,
+    /// Restart into MaskROM (vendor U-Boot writes BOOT_BROM_DOWNLOAD first).
+    Maskrom = 3,
+    /// Drop off the bus.
+    Disconnect = 4,
+}
+
+impl ResetKind {
+    const ALL: [ResetKind; 5] = [
+        ResetKind::Reboot,
+        ResetKind::Msc,
+        ResetKind::PowerOff,
+        ResetKind::Maskrom,
+        ResetKind::Disconnect,
+    ];
+
+    /// The CDB[1] value.
+    pub fn subcode(self) -> u8 {
+        self as u8
+    }
+
+    /// The reset a CDB[1] value asks for, if any.
+    pub fn from_subcode(subcode: u8) -> Option<ResetKind> {
+        Self::ALL.into_iter().find(|k| k.subcode() == subcode)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,10 +7,11 @@
 
 pub mod command;
 pub mod maskrom;
+pub mod read_wall;
 pub mod replies;
 pub mod status;
 
-pub use command::{COMMAND_BLOCK_LEN, CommandBlock, DataDirection, Opcode};
+pub use command::{COMMAND_BLOCK_LEN, CommandBlock, DataDirection, Opcode, ResetKind};
 pub use maskrom::{Area, AreaReceiver, ControlSetup, MaskromUpload};
 pub use replies::{Capability, ChipInfo, FlashId, FlashInfo, StorageKind, StorageMask};
 pub use status::{CommandStatus, STATUS_BLOCK_LEN, Status};

@@ -57,38 +57,32 @@ pub trait Transport {
     fn set_timeout(&mut self, _timeout: Option<std::time::Duration>) {}
 }
 
-impl<T: Transport + ?Sized> Transport for &mut T {
-    fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<usize, TransportError> {
-        (**self).control_out(setup, data)
-    }
-    fn bulk_out(&mut self, data: &[u8]) -> Result<usize, TransportError> {
-        (**self).bulk_out(data)
-    }
-    fn bulk_in(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
-        (**self).bulk_in(buf)
-    }
-    fn recover(&mut self) -> Result<(), TransportError> {
-        (**self).recover()
-    }
-    fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
-        (**self).set_timeout(timeout)
-    }
+/// A reference to a transport, or a boxed one, is a transport too.
+macro_rules! forward_transport {
+    ($holder:ty) => {
+        impl<T: Transport + ?Sized> Transport for $holder {
+            fn control_out(
+                &mut self,
+                setup: ControlSetup,
+                data: &[u8],
+            ) -> Result<usize, TransportError> {
+                (**self).control_out(setup, data)
+            }
+            fn bulk_out(&mut self, data: &[u8]) -> Result<usize, TransportError> {
+                (**self).bulk_out(data)
+            }
+            fn bulk_in(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
+                (**self).bulk_in(buf)
+            }
+            fn recover(&mut self) -> Result<(), TransportError> {
+                (**self).recover()
+            }
+            fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
+                (**self).set_timeout(timeout)
+            }
+        }
+    };
 }
 
-impl<T: Transport + ?Sized> Transport for Box<T> {
-    fn control_out(&mut self, setup: ControlSetup, data: &[u8]) -> Result<usize, TransportError> {
-        (**self).control_out(setup, data)
-    }
-    fn bulk_out(&mut self, data: &[u8]) -> Result<usize, TransportError> {
-        (**self).bulk_out(data)
-    }
-    fn bulk_in(&mut self, buf: &mut [u8]) -> Result<usize, TransportError> {
-        (**self).bulk_in(buf)
-    }
-    fn recover(&mut self) -> Result<(), TransportError> {
-        (**self).recover()
-    }
-    fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
-        (**self).set_timeout(timeout)
-    }
-}
+forward_transport!(&mut T);
+forward_transport!(Box<T>);

@@ -8,7 +8,7 @@
 
 use super::{BoardConfig, VirtualBoard, VirtualHandle};
 use rockusb::discovery::{
-    BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, probe_mode, soc_name,
+    Attachment, BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, probe_mode,
 };
 use rockusb::transport::Transport;
 use std::io;
@@ -93,19 +93,16 @@ impl BoardLister for VirtualBus {
             let Some(mut handle) = VirtualHandle::open(board) else {
                 continue;
             };
-            let (mode, probe_error) = probe_mode(&mut handle);
-            found.push(BoardInfo {
+            let probe = probe_mode(&mut handle);
+            let at = Attachment {
                 port_path: id.port_path,
                 bus: id.bus,
                 address: id.address,
                 vid: id.vid,
                 pid: id.pid,
                 bcd_usb: id.bcd_usb,
-                soc: soc_name(id.pid),
-                mode,
-                probe_error,
-                virtual_name: Some(name.clone()),
-            });
+            };
+            found.push(BoardInfo::new(at, probe, Some(name.clone())));
         }
         Ok(found)
     }

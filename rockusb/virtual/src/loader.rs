@@ -18,18 +18,16 @@
 
 use super::state::Mode;
 use super::{Personality, VirtualBoard};
+use rockusb::protocol::read_wall;
 use rockusb::protocol::{
     COMMAND_BLOCK_LEN, Capability, CommandBlock, CommandStatus, DataDirection, FlashInfo, Opcode,
-    SECTOR_SIZE, Status, StorageKind, StorageMask,
+    ResetKind, SECTOR_SIZE, Status, StorageKind, StorageMask,
 };
 use rockusb::transport::TransportError;
 use std::collections::VecDeque;
 
 /// USB 2.0 high-speed bulk max packet size.
 const MAX_PACKET: usize = 512;
-/// Reads ending past this sector return 0xCC on loaders with the read wall
-/// (docs/protocol.md §6.1).
-const READ_WALL_SECTORS: u64 = 65536;
 
 #[derive(Debug)]
 enum InItem {
@@ -400,11 +398,11 @@ impl VirtualBoard {
             self.queue_status(cbw.tag, 0, Status::PhaseError);
             return Ok(());
         }
-        if self.config.read_wall && first + count > READ_WALL_SECTORS {
+        if self.config.read_wall && read_wall::reaches_past(first + count) {
             // The whole command is filled, even its sectors below the wall
             // (docs/protocol.md §6.1).
             self.engine.queue.push_back(InItem::Fill {
-                byte: 0xCC,
+                byte: read_wall::READ_WALL_FILL,
                 remaining: bytes,
             });
         } else {
@@ -475,15 +473,15 @@ impl VirtualBoard {
     /// What the board does once a reset's status block has gone out
     /// (docs/protocol.md §4.6).
     fn perform_reset(&mut self, subcode: u8) -> std::io::Result<()> {
-        match subcode {
+        match ResetKind::from_subcode(subcode) {
             // Vendor U-Boot writes BOOT_BROM_DOWNLOAD to the boot-mode register.
-            3 => {
+            Some(ResetKind::Maskrom) => {
                 let address = self.state.address;
                 self.state = super::BoardState::powered_on(address);
                 self.state.last_event = "reset to MaskROM".into();
                 self.leave_bus(Mode::Maskrom, "reset to MaskROM")
             }
-            2 => self.leave_bus(Mode::Off, "powered off by the host"),
+            Some(ResetKind::PowerOff) => self.leave_bus(Mode::Off, "powered off by the host"),
             _ => {
                 if self.has_bootloader()? {
                     self.leave_bus(Mode::Off, "reset: booted from eMMC (ID block at sector 64)")
@@ -499,10 +497,12 @@ impl VirtualBoard {
         }
     }
 
-    /// True if the eMMC holds an ID block at sector 64: an RKNS header, or an old-style
-    /// header whose RC4-scrambled magic 0x0FF0AA55 reads 3b 8c dc fc.
+    /// True if the eMMC holds an ID block (either header generation) where this SoC's
+    /// BootROM looks for one (sector 64 on the RK3588).
     fn has_bootloader(&mut self) -> std::io::Result<bool> {
-        let magic = self.read_storage(StorageKind::Emmc, 64 * SECTOR_SIZE as u64, 4)?;
-        Ok(magic == b"RKNS" || magic == [0x3b, 0x8c, 0xdc, 0xfc])
+        let idb_lba = rockusb_loaders::soc::by_usb_pid(self.config.usb_pid)
+            .map_or(64, |soc| u64::from(soc.layout.idb_lba));
+        let sector = self.read_storage(StorageKind::Emmc, idb_lba * SECTOR_SIZE as u64, 512)?;
+        Ok(rockusb_loaders::idblock::classify_sector(&sector).is_present())
     }
 }

@@ -3,7 +3,7 @@
 use rockusb::client::Client;
 use rockusb::discovery::{BoardInfo, Bus};
 use rockusb::ops::boot::{self, BootPlan};
-use rockusb::ops::flash::writer::SectorIo;
+use rockusb::ops::sector_io::SectorIo;
 use rockusb::protocol::{CommandBlock, Opcode, StorageKind};
 use rockusb::transport::{Transport, TransportError};
 use rockusb_virtual::config::MIB;

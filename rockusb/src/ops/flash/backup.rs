@@ -6,10 +6,10 @@
 //! backup decodes in parallel when it is flashed back.
 
 use super::target::Target;
-use super::verify::READ_WALL_SECTORS;
-use super::writer::{IoFailure, SectorIo};
+use crate::ops::sector_io::{IoFailure, SectorIo};
 use crate::ops::{Event, Observer, Phase};
 use crate::protocol::SECTOR_SIZE;
+use crate::protocol::read_wall::{self, READ_WALL_SECTORS};
 use crate::transport::Transport;
 use serde::Serialize;
 use std::io::{self, Write};
@@ -114,9 +114,8 @@ pub fn backup<T: Transport, W: Write + Send + 'static>(
             buf.resize(n, 0);
             io.read(done, &mut buf)?;
             let end_sector = (done + n as u64) / SECTOR_SIZE as u64;
-            if end_sector > READ_WALL_SECTORS
+            if read_wall::is_wall_answer(end_sector, &buf)
                 && done < READ_WALL_SECTORS * SECTOR_SIZE as u64 + READ_CHUNK as u64
-                && buf.iter().all(|&b| b == 0xCC)
             {
                 return Err(BackupError::ReadWall);
             }

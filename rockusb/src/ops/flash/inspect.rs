@@ -1,15 +1,14 @@
 //! Reading a partition table, from an image file or from a board's storage.
 
-use super::Pieces;
 use super::pipeline::CHUNK_LEN;
 use super::target::Target;
-use super::verify::READ_WALL_SECTORS;
-use super::writer::SectorIo;
+use crate::ops::sector_io::SectorIo;
 use crate::protocol::SECTOR_SIZE;
+use crate::protocol::read_wall;
 use crate::source::{ImageSource, SourceError};
 use crate::transport::Transport;
 use rockusb_images::gpt::{GptReadError, GptReadOptions, GptReport};
-use rockusb_images::read_at::ReadAtFn;
+use rockusb_images::read_at::{ReadAtFn, Windows};
 use std::io::{self, Read};
 
 /// How much of an image's start is kept for its primary GPT: the header at LBA 1 and an
@@ -75,7 +74,9 @@ pub fn image_gpt(source: ImageSource) -> Result<GptReport, InspectError> {
         }
         offset += n as u64;
     }
-    let pieces = Pieces(vec![(0, head.as_slice()), (tail_offset, tail.as_slice())]);
+    let pieces: Windows = [(0, head.as_slice()), (tail_offset, tail.as_slice())]
+        .into_iter()
+        .collect();
     let options = GptReadOptions {
         len: Some(offset),
         ..GptReadOptions::default()
@@ -104,7 +105,7 @@ pub fn storage_gpt<T: Transport>(
             let mut sectors = vec![0u8; ((end - first) * ss) as usize];
             io.read(first * ss, &mut sectors)
                 .map_err(io::Error::other)?;
-            if end > READ_WALL_SECTORS && sectors.iter().all(|&b| b == 0xCC) {
+            if read_wall::is_wall_answer(end, &sectors) {
                 wall = true;
             }
             let from = (offset - first * ss) as usize;

@@ -25,13 +25,13 @@ pub mod session;
 pub mod sparse;
 pub mod target;
 pub mod verify;
-pub mod writer;
 
 pub use sparse::PartitionReport;
 pub use target::{LoaderKind, Target, TargetError, prepare};
 pub use verify::VerifyOutcome;
 
 use crate::client::Client;
+use crate::ops::sector_io::{IoFailure, SectorIo};
 use crate::ops::{Event, Observer, Phase};
 use crate::protocol::StorageKind;
 use crate::source::{FileAt, Format, ImageSource};
@@ -41,15 +41,13 @@ use rockusb_images::bmap::{Bmap, RangeVerifier};
 use rockusb_images::gpt::{GptReadOptions, GptReport};
 use rockusb_images::plan::{PlanConfig, Planner};
 use rockusb_images::preflight::{self, Finding, PreflightInput};
-use rockusb_images::read_at::ReadAt;
+use rockusb_images::read_at::Windows;
 use rockusb_images::units::human_bytes;
 use rockusb_images::{BoardLayout, ByteRange, regions};
 use serde::Serialize;
 use session::Writer;
-use std::io;
 use std::sync::mpsc::Receiver;
 use std::time::Instant;
-use writer::{IoFailure, SectorIo};
 
 /// Zero gaps shorter than this between two extents are written rather than skipped:
 /// one command's fixed cost (~0.5 ms) buys ~20 KB of payload at USB 2.0 speed.
@@ -177,33 +175,6 @@ fn stream_failure(f: StreamFailure, source: &str, format: Format) -> FlashError 
         )),
         StreamFailure::Plan(e) => FlashError::Stream(format!("internal planning error: {e}")),
         StreamFailure::Bmap(e) => FlashError::Stream(e.to_string()),
-    }
-}
-
-/// Image bytes held as a list of pieces (chunks, runs, the tail), read by offset.
-struct Pieces<'a>(Vec<(u64, &'a [u8])>);
-
-impl ReadAt for Pieces<'_> {
-    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
-        let mut filled = 0usize;
-        while filled < buf.len() {
-            let at = offset + filled as u64;
-            let piece = self
-                .0
-                .iter()
-                .find(|(start, data)| *start <= at && at < start + data.len() as u64);
-            let Some((start, data)) = piece else {
-                return Err(io::Error::new(
-                    io::ErrorKind::UnexpectedEof,
-                    format!("byte {at} is not held"),
-                ));
-            };
-            let from = (at - start) as usize;
-            let n = (data.len() - from).min(buf.len() - filled);
-            buf[filled..filled + n].copy_from_slice(&data[from..from + n]);
-            filled += n;
-        }
-        Ok(())
     }
 }
 
@@ -486,7 +457,11 @@ fn check_prefix<'a>(
     let checked = match raw_file {
         Some(file) => preflight::preflight(file, input),
         None => preflight::preflight(
-            Pieces(prefix.chunks.iter().map(|c| (c.offset, c.data())).collect()),
+            prefix
+                .chunks
+                .iter()
+                .map(|c| (c.offset, c.data()))
+                .collect::<Windows>(),
             input,
         ),
     }
@@ -577,14 +552,14 @@ fn write_tail<T: Transport>(
             capacity,
         });
     }
-    let mut held: Vec<(u64, &[u8])> = end
+    let held: Windows = end
         .held
         .iter()
         .map(|r| (r.offset, r.data.as_slice()))
+        .chain([(end.tail.0, end.tail.1.as_slice())])
         .collect();
-    held.push((end.tail.0, &end.tail.1));
     let full_gpt = GptReport::read(
-        Pieces(held),
+        held,
         GptReadOptions {
             len: Some(end.len),
             ..GptReadOptions::default()

@@ -7,7 +7,7 @@
 use super::FlashError;
 use super::pipeline::{Run, RunRecycler, StreamEnd, StreamFailure, ToWriter};
 use super::verify::{self, Written};
-use super::writer::SectorIo;
+use crate::ops::sector_io::SectorIo;
 use crate::ops::{Event, Observer, Phase};
 use crate::transport::Transport;
 use rockusb_images::ByteRange;

@@ -4,13 +4,14 @@
 //! the decoded image where the source allows it (a raw file, an indexed .xz, or an image
 //! short enough to be held whole) and turns the result into the report's figures.
 
+use super::Prefix;
 use super::pipeline::Chunk;
 use super::verify::Written;
-use super::{Pieces, Prefix};
 use crate::source::xz_blocks::{BlockReader, XzBlocks};
 use crate::source::{FileAt, Format};
 use rockusb_images::ByteRange;
 use rockusb_images::gpt::GptReport;
+use rockusb_images::read_at::Windows;
 use rockusb_images::sparse::{Access, Accounting, PartitionPlan, SkipMap, skip_map};
 use serde::Serialize;
 
@@ -69,7 +70,7 @@ pub fn plan(
     let sector0 = sector0.as_ref();
     match source {
         RandomSource::Held(chunks) => {
-            let mut pieces = Pieces(chunks.iter().map(|c| (c.offset, c.data())).collect());
+            let mut pieces: Windows = chunks.iter().map(|c| (c.offset, c.data())).collect();
             skip_map(gpt, sector0, image_len, Access::Random(&mut pieces))
         }
         RandomSource::Raw(file) => {

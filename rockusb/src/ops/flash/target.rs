@@ -79,15 +79,15 @@ pub fn prepare<T: Transport>(
     let loader = match client.storage() {
         Ok(mask) => {
             if mask.current() != Some(wanted) {
-                let now = client.change_storage(wanted)?;
-                // CHANGE_STORAGE always reports success; only the read-back tells (docs/protocol.md §4.4).
-                if now.current() != Some(wanted) {
-                    return Err(TargetError::NoSuchStorage {
-                        wanted,
-                        current: now
-                            .current()
-                            .map_or("nothing".to_string(), |k| k.to_string()),
-                    });
+                match client.change_storage(wanted) {
+                    Ok(_) => {}
+                    Err(CommandError::NotSwitched { wanted, current }) => {
+                        return Err(TargetError::NoSuchStorage {
+                            wanted,
+                            current: current.map_or("nothing".to_string(), |k| k.to_string()),
+                        });
+                    }
+                    Err(e) => return Err(e.into()),
                 }
             }
             LoaderKind::Vendor

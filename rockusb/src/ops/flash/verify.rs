@@ -11,7 +11,7 @@
 //! 0xCC past that sector is that limitation, not a bad write: runs past it are left
 //! unverified and the outcome says so, instead of reporting a false mismatch.
 
-use super::writer::{IoFailure, SectorIo};
+use crate::ops::sector_io::{IoFailure, SectorIo};
 use crate::ops::{Event, Observer, Phase};
 use crate::transport::Transport;
 use rockusb_images::ByteRange;
@@ -19,10 +19,7 @@ use serde::Serialize;
 use std::time::Instant;
 use xxhash_rust::xxh3::xxh3_128;
 
-/// Reads ending past this sector return 0xCC on loaders with the read wall.
-pub const READ_WALL_SECTORS: u64 = 65536;
-const READ_WALL_BYTES: u64 = READ_WALL_SECTORS * 512;
-const READ_WALL_BYTE: u8 = 0xCC;
+use crate::protocol::read_wall::{self, READ_WALL_BYTES};
 
 /// One write, as recorded for the read-back.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,7 +97,7 @@ impl Verifier {
         self.buf.resize(w.range.len as usize, 0);
         io.read(w.range.start, &mut self.buf)?;
         if xxh3_128(&self.buf) != w.hash {
-            if past_wall && self.buf.iter().all(|&b| b == READ_WALL_BYTE) {
+            if read_wall::is_wall_answer(w.range.end().div_ceil(512), &self.buf) {
                 self.wall = true;
                 self.unverified += w.range.len;
                 return Ok(w.range.len);

@@ -1,8 +1,9 @@
-//! Sending bytes to the storage in large commands, and falling back to smaller ones when
-//! a loader refuses a size.
+//! The one loop that moves sectors: reads and writes in large commands, falling back to
+//! smaller ones when a loader refuses a size. Flashing, verifying, backups and the plain
+//! `read`/`write` commands all go through it.
 //!
 //! The count field allows 65535 sectors per command; how many a loader accepts is not
-//! advertised. Each loader kind gets a default (see [`super::target`]); when a command
+//! advertised. Each loader kind gets a default (see [`super::flash::target`]); when a command
 //! fails the way a too-large one does (failed or phase-error status, a stall), the
 //! endpoint is recovered and the same bytes are sent again in commands of half the size,
 //! down to 64 KiB, the size rkdeveloptool always uses. The smaller size then sticks for
