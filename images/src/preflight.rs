@@ -121,7 +121,7 @@ impl fmt::Display for Finding {
             } => write!(
                 f,
                 "The image's partitions are {found:?}, not the Talos set {expected:?} of the {layout} layout: this is not a Talos image built for this board{}; check that it is the image you meant.",
-                if expected.iter().any(|e| !found.contains(e)) {
+                if !found.iter().any(|name| name == "META") {
                     ", and a missing META cannot be protected from stale settings"
                 } else {
                     ""
@@ -239,7 +239,11 @@ pub fn preflight(mut src: impl ReadAt, input: PreflightInput) -> Result<Prefligh
             .iter()
             .map(|s| s.to_string())
             .collect();
-        if found != expected {
+        // A Talos image for UEFI (systemd-boot, 1.10 and later, and generic images adapted
+        // to the board) has no BIOS and BOOT: EFI first and a META are what it must have.
+        let uefi_talos =
+            found.first().is_some_and(|n| n == "EFI") && found.iter().any(|n| n == "META");
+        if found != expected && !uefi_talos {
             findings.push(Finding::PartitionNamesDiffer {
                 layout: layout.name,
                 found,

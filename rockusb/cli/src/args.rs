@@ -1,7 +1,7 @@
 //! The command line's arguments and subcommands (clap).
 
 use crate::values::{StorageArg, WaitFor};
-use crate::{flash, fleet, loader_cmd};
+use crate::{adapt, flash, fleet, loader_cmd};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -80,6 +80,9 @@ pub enum Command {
     Backup(flash::BackupArgs),
     /// Print the partition table of the board's storage or of an image file.
     Gpt(flash::GptArgs),
+    /// Image files: make a generic Talos image into a board image.
+    #[command(subcommand)]
+    Image(adapt::ImageCommand),
     /// Show what the loader reports: chip, flash id and geometry, capabilities, storage.
     Info,
     /// Read sectors from the board's storage into a file.

@@ -29,6 +29,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Loader(cmd) => loader_cmd::run(cmd, &out),
+        Command::Image(cmd) => crate::adapt::run(cmd, &mut out),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
         // An image file needs no board.
         Command::Gpt(args) if args.image.is_some() => {

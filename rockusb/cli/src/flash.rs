@@ -1,9 +1,10 @@
 //! `flash`, `backup` and `gpt`: streaming a disk image onto a board's storage and back.
 //! Argument handling and messages only; the work is in [`rockusb::ops::flash`].
 
+use crate::adapt::{self, BoardFiles, BoardFilesArgs};
 use crate::output::Output;
 use crate::select;
-use crate::values::{LayoutArg, StorageArg};
+use crate::values::{BoardArg, LayoutArg, StorageArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rockusb::client::Client;
@@ -11,7 +12,7 @@ use rockusb::discovery::{BoardInfo, BoardMode, Bus};
 use rockusb::ops::boot::{self, BootPlan};
 use rockusb::ops::flash::backup::{self as backup_op, BackupFormat};
 use rockusb::ops::flash::inspect;
-use rockusb::ops::flash::layout::{self, LayoutName};
+use rockusb::ops::flash::layout::{self, LayoutChoice, LayoutName};
 use rockusb::ops::flash::{self as flash_op, FlashMode, FlashOptions, VerifyOutcome};
 use rockusb::ops::sector_io::SectorIo;
 use rockusb::ops::{Event, Observer};
@@ -19,6 +20,7 @@ use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
 use rockusb::transport::Transport;
 use rockusb_images::bmap::Bmap;
+use rockusb_images::gpt::GptReport;
 use rockusb_images::units::human_bytes;
 use serde_json::json;
 use std::path::{Path, PathBuf};
@@ -47,8 +49,14 @@ pub struct FlashArgs {
     pub no_verify: bool,
     /// The board layout to check the image against and plan with (default: chosen from
     /// the board's SoC: nanopi-m6 for an RK3588, rockchip for the others).
-    #[arg(long, value_enum)]
+    #[arg(long, value_enum, conflicts_with = "adapt")]
     pub layout: Option<LayoutArg>,
+    /// The image is a generic Talos image (Omni, Image Factory): make it an image for
+    /// this board while flashing (as `rockusb image adapt` would), with --uboot and --dtb.
+    #[arg(long, value_enum, value_name = "BOARD")]
+    pub adapt: Option<BoardArg>,
+    #[command(flatten)]
+    pub board_files: BoardFilesArgs,
     /// Sectors per write command (default: 8192 for vendor loaders, 2048 for mainline
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
@@ -78,6 +86,9 @@ pub struct GptArgs {
     /// The board storage to read: emmc, sd or spinor.
     #[arg(long, value_enum, ignore_case = true, default_value = "emmc")]
     pub storage: StorageArg,
+    /// Also draw the layout to scale: tables, partitions, free space.
+    #[arg(long)]
+    pub map: bool,
 }
 
 /// The board, running a loader: booted with `loader` first when it is in MaskROM.
@@ -117,6 +128,16 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     let storage = StorageKind::from(args.storage);
     let source =
         ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
+    let (source, adapted_for) = match args.adapt {
+        Some(board) => {
+            let files = BoardFiles::load(board, &args.board_files)?;
+            (adapt::for_flash(source, &files, out)?, Some(files.layout))
+        }
+        None if args.board_files.uboot.is_some() || args.board_files.dtb.is_some() => {
+            bail!("--uboot and --dtb go with --adapt BOARD (a generic image to adapt)")
+        }
+        None => (source, None),
+    };
     let mode = match &args.bmap {
         Some(path) => {
             let text = std::fs::read(path)
@@ -135,7 +156,13 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
     let mut client = open(bus, &board)?;
     let target = flash_op::prepare(&mut client, storage)?;
-    let chosen = layout::choose(board.soc, args.layout.map(LayoutName::from));
+    let chosen = match adapted_for {
+        Some(layout) => LayoutChoice {
+            layout,
+            reason: "the image was adapted for it (--adapt)".into(),
+        },
+        None => layout::choose(board.soc, args.layout.map(LayoutName::from)),
+    };
     out.event(Event::Layout {
         name: chosen.layout.name.into(),
         display_name: chosen.layout.display_name.into(),
@@ -254,9 +281,16 @@ pub fn gpt(bus: Option<&Bus>, device: Option<&str>, args: GptArgs, out: &mut Out
     if let Some(path) = &args.image {
         let source = ImageSource::open(path)?;
         let report = inspect::image_gpt(source)?;
+        let map = map(&args, &report, report.len);
         out.result(
-            &json!({ "image": path, "table": format!("{report}") }),
-            || format!("{}:\n{report}", path.display()),
+            &json!({ "image": path, "table": format!("{report}"), "map": map }),
+            || {
+                format!(
+                    "{}:\n{report}{}",
+                    path.display(),
+                    map.as_deref().unwrap_or("")
+                )
+            },
         );
         return Ok(());
     }
@@ -275,14 +309,26 @@ pub fn gpt(bus: Option<&Bus>, device: Option<&str>, args: GptArgs, out: &mut Out
             message: "this loader answers reads past 32 MiB with 0xCC (a known limitation of some Rockchip vendor loaders), so the backup GPT at the end of the storage could not be read; problems reported for it are not real".into(),
         });
     }
+    let map = map(&args, &report, target.capacity);
     out.result(
-        &json!({ "storage": target.storage, "table": format!("{report}"), "read_wall": read_wall }),
+        &json!({ "storage": target.storage, "table": format!("{report}"), "read_wall": read_wall, "map": map }),
         || {
             format!(
-                "{} of the board at {}:\n{report}",
-                target.storage, board.port_path
+                "{} of the board at {}:\n{report}{}",
+                target.storage,
+                board.port_path,
+                map.as_deref().unwrap_or("")
             )
         },
     );
     Ok(())
+}
+
+/// The disk map `--map` asks for, when the table and the length are known.
+fn map(args: &GptArgs, report: &GptReport, len: Option<u64>) -> Option<String> {
+    if !args.map {
+        return None;
+    }
+    let len = len.or(report.len)?;
+    adapt::map_of(report, len).map(|m| format!("\n{m}"))
 }

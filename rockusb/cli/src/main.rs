@@ -4,6 +4,7 @@
 
 #![forbid(unsafe_code)]
 
+mod adapt;
 mod args;
 mod commands;
 mod flash;

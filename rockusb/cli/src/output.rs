@@ -49,6 +49,27 @@ impl Output {
         }
     }
 
+    /// Shows something before the result: a JSON line `{"event": event, ...value}` in
+    /// JSON mode, else the text on stderr.
+    pub fn show(&self, event: &str, value: serde_json::Value, text: impl FnOnce() -> String) {
+        if self.json {
+            let mut line = serde_json::json!({ "event": event });
+            if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), value) {
+                line.extend(fields);
+            }
+            self.json_line(line);
+        } else {
+            self.say(&text());
+        }
+    }
+
+    /// A warning, as the operations send them.
+    pub fn warn(&mut self, message: &str) {
+        self.event(Event::Warning {
+            message: message.to_string(),
+        });
+    }
+
     /// Prints a final result: a JSON object in JSON mode, else the text.
     pub fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
         if self.json {

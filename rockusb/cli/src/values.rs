@@ -94,3 +94,10 @@ impl From<LayoutArg> for LayoutName {
         }
     }
 }
+
+/// A board an image can be adapted to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum BoardArg {
+    /// The FriendlyElec NanoPi M6 (RK3588S).
+    NanopiM6,
+}

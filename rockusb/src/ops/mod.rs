@@ -2,6 +2,7 @@
 //! and erase storage. They report progress as [`Event`]s, which the CLI turns into
 //! progress bars or newline-delimited JSON.
 
+pub mod adapt;
 pub mod boot;
 pub mod flash;
 pub mod sector_io;
@@ -71,6 +72,10 @@ pub enum Phase {
     Verify,
     /// Saving what a flash will overwrite, before it does.
     Backup,
+    /// Writing an adapted image file.
+    Adapt,
+    /// Decoding a compressed image to a file.
+    Decompress,
 }
 
 impl Phase {
@@ -81,6 +86,8 @@ impl Phase {
             Phase::Erase => "erase",
             Phase::Verify => "verify",
             Phase::Backup => "backup",
+            Phase::Adapt => "adapt",
+            Phase::Decompress => "decompress",
         }
     }
 }

@@ -122,10 +122,17 @@ pub fn read<T: Transport>(
 ) -> Result<u64, StorageIoError> {
     let start = first * SECTOR_SIZE as u64;
     let total = count * SECTOR_SIZE as u64;
-    in_steps(client, Phase::Read, start, total, observer, |io, at, chunk| {
-        io.read(at, chunk)?;
-        Ok(out.write_all(chunk)?)
-    })
+    in_steps(
+        client,
+        Phase::Read,
+        start,
+        total,
+        observer,
+        |io, at, chunk| {
+            io.read(at, chunk)?;
+            Ok(out.write_all(chunk)?)
+        },
+    )
 }
 
 /// Writes `len` bytes from `input` at sector `first`.
@@ -137,10 +144,17 @@ pub fn write<T: Transport>(
     observer: &mut dyn Observer,
 ) -> Result<u64, StorageIoError> {
     let start = first * SECTOR_SIZE as u64;
-    in_steps(client, Phase::Write, start, len, observer, |io, at, chunk| {
-        input.read_exact(chunk)?;
-        Ok(io.write(at, chunk)?)
-    })
+    in_steps(
+        client,
+        Phase::Write,
+        start,
+        len,
+        observer,
+        |io, at, chunk| {
+            input.read_exact(chunk)?;
+            Ok(io.write(at, chunk)?)
+        },
+    )
 }
 
 /// Erases `count` sectors from `first`.

@@ -80,6 +80,21 @@ impl DecoderSpec {
     }
 }
 
+/// An .xz encoder in the form Talos publishes its images (`xz -0 -T0`: preset 0, one
+/// thread per core) with 1 MiB blocks, so the blocks can later be decoded in parallel
+/// and one by one (see [`super::xz_blocks`]).
+pub fn xz_encoder<W: std::io::Write>(out: W) -> std::io::Result<liblzma::write::XzEncoder<W>> {
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let stream = liblzma::stream::MtStreamBuilder::new()
+        .threads(threads as u32)
+        .preset(0)
+        .block_size(1 << 20)
+        .check(liblzma::stream::Check::Crc64)
+        .encoder()
+        .map_err(std::io::Error::other)?;
+    Ok(liblzma::write::XzEncoder::new_stream(out, stream))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

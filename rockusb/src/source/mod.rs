@@ -5,6 +5,7 @@
 //! a name that promises another format, and for .xz files the index, which gives the
 //! exact image size and proves the file is not truncated.
 
+pub mod adapted;
 pub mod decode;
 pub mod sniff;
 pub mod xz_blocks;
@@ -13,9 +14,11 @@ pub mod xz_index;
 pub use sniff::{Format, Sniffed};
 
 use crate::positional::PositionalFile;
+use rockusb_images::read_at::ReadAt;
 use std::fs::File;
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex, PoisonError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum SourceError {
@@ -60,8 +63,10 @@ pub struct ImageSource {
     pub stored_len: Option<u64>,
     /// Number of concatenated .xz streams (from the index; 1 when unknown).
     pub xz_streams: u32,
-    /// A raw file, for random access (the pre-flight check reads its backup GPT).
-    pub raw_file: Option<FileAt>,
+    /// Random access to the decoded image, when the source offers it cheaply (a raw
+    /// file, an adapted image): the pre-flight check reads its backup GPT and the sparse
+    /// plan its file systems through it.
+    pub random_access: Option<ImageAt>,
     /// An .xz file whose blocks can be decoded in parallel and ahead of need.
     pub xz_blocks: Option<xz_blocks::XzBlocks>,
     input: Box<dyn Read + Send>,
@@ -121,7 +126,7 @@ impl ImageSource {
                         name: name.clone(),
                         error,
                     })?;
-                let handle = std::sync::Arc::new(FileAt(File::open(path).map_err(open_err)?));
+                let handle = Arc::new(FileAt(File::open(path).map_err(open_err)?));
                 xz_blocks = xz_blocks::XzBlocks::new(handle, info.block_list, xz_blocks::UNIT);
                 (Some(info.uncompressed_len), info.streams)
             }
@@ -131,8 +136,8 @@ impl ImageSource {
         };
         // Its own handle: the stream's reads must not share a file position with the
         // random reads of the pre-flight check.
-        let raw_file = match format {
-            Format::Raw => Some(FileAt(File::open(path).map_err(open_err)?)),
+        let random_access = match format {
+            Format::Raw => Some(ImageAt::new(FileAt(File::open(path).map_err(open_err)?))),
             _ => None,
         };
         Ok(ImageSource {
@@ -141,7 +146,7 @@ impl ImageSource {
             image_len,
             stored_len: Some(len),
             xz_streams,
-            raw_file,
+            random_access,
             xz_blocks,
             input: Box::new(file),
         })
@@ -173,7 +178,7 @@ impl ImageSource {
             image_len: None,
             stored_len: None,
             xz_streams: 1,
-            raw_file: None,
+            random_access: None,
             xz_blocks: None,
             input: Box::new(io::Cursor::new(head).chain(reader)),
         })
@@ -210,8 +215,39 @@ fn classify(name: &str, head: &[u8]) -> Result<Format, SourceError> {
 #[derive(Debug)]
 pub struct FileAt(pub File);
 
-impl rockusb_images::read_at::ReadAt for &FileAt {
+impl ReadAt for &FileAt {
     fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
         self.0.read_exact_at(buf, offset)
+    }
+}
+
+impl ReadAt for FileAt {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        self.0.read_exact_at(buf, offset)
+    }
+}
+
+/// Random access to a decoded image that threads can share: a raw file, or an adapted
+/// image over its source.
+#[derive(Clone)]
+pub struct ImageAt(Arc<Mutex<Box<dyn ReadAt + Send>>>);
+
+impl ImageAt {
+    pub fn new(reader: impl ReadAt + Send + 'static) -> Self {
+        ImageAt(Arc::new(Mutex::new(Box::new(reader))))
+    }
+}
+
+impl std::fmt::Debug for ImageAt {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ImageAt")
+    }
+}
+
+impl ReadAt for &ImageAt {
+    fn read_exact_at(&mut self, offset: u64, buf: &mut [u8]) -> io::Result<()> {
+        // A reader that panicked mid-read left no state a later read depends on.
+        let mut reader = self.0.lock().unwrap_or_else(PoisonError::into_inner);
+        reader.read_exact_at(offset, buf)
     }
 }

@@ -84,17 +84,7 @@ pub fn backup<T: Transport, W: Write + Send + 'static>(
         {
             let mut sink: Box<dyn Write> = match format {
                 BackupFormat::Raw => Box::new(&mut counting),
-                BackupFormat::Xz => {
-                    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-                    let stream = liblzma::stream::MtStreamBuilder::new()
-                        .threads(threads as u32)
-                        .preset(0)
-                        .block_size(1 << 20)
-                        .check(liblzma::stream::Check::Crc64)
-                        .encoder()
-                        .map_err(io::Error::other)?;
-                    Box::new(liblzma::write::XzEncoder::new_stream(&mut counting, stream))
-                }
+                BackupFormat::Xz => Box::new(crate::source::decode::xz_encoder(&mut counting)?),
             };
             for buf in rx {
                 sink.write_all(&buf)?;

@@ -7,6 +7,7 @@ use crate::protocol::SECTOR_SIZE;
 use crate::protocol::read_wall;
 use crate::source::{ImageSource, SourceError};
 use crate::transport::Transport;
+use rockusb_images::adapt::{PartitionRow, TableReport};
 use rockusb_images::gpt::{GptReadError, GptReadOptions, GptReport};
 use rockusb_images::read_at::{ReadAtFn, Windows};
 use std::io::{self, Read};
@@ -34,12 +35,12 @@ pub enum InspectError {
 /// The partition table of an image file (decoding it whole when it is compressed, to
 /// reach the backup table at its end).
 pub fn image_gpt(source: ImageSource) -> Result<GptReport, InspectError> {
-    if let Some(file) = &source.raw_file {
+    if let Some(image) = &source.random_access {
         let options = GptReadOptions {
             len: source.image_len,
             ..GptReadOptions::default()
         };
-        return Ok(GptReport::read(file, options)?);
+        return Ok(GptReport::read(image, options)?);
     }
     let name = source.name.clone();
     let mut reader = source.into_decoded()?;
@@ -122,4 +123,31 @@ pub fn storage_gpt<T: Transport>(
         )?
     };
     Ok((report, wall))
+}
+
+/// A partition table as the disk map draws it: where its copies and partitions lie on a
+/// disk (or image) of `len` bytes. `None` without a readable table.
+pub fn table_layout(report: &GptReport, len: u64) -> Option<TableReport> {
+    let table = report.table()?;
+    let header = &table.header;
+    let entries_len = u64::from(header.entry_count) * u64::from(header.entry_size);
+    Some(TableReport {
+        len,
+        entries_lba: header.entries_lba,
+        entries_lbas: entries_len.div_ceil(report.sector_size),
+        bootloader: None,
+        partitions: table
+            .partitions
+            .iter()
+            .map(|p| PartitionRow {
+                number: p.number,
+                name: p.name.clone(),
+                type_guid: p.type_guid,
+                type_name: p.type_guid.type_name(),
+                first_lba: p.first_lba,
+                last_lba: p.last_lba,
+                len: p.sectors().saturating_mul(report.sector_size),
+            })
+            .collect(),
+    })
 }

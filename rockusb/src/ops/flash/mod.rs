@@ -34,7 +34,7 @@ use crate::client::Client;
 use crate::ops::sector_io::{IoFailure, SectorIo};
 use crate::ops::{Event, Observer, Phase};
 use crate::protocol::StorageKind;
-use crate::source::{FileAt, Format, ImageSource};
+use crate::source::{Format, ImageAt, ImageSource};
 use crate::transport::Transport;
 use pipeline::{Chunk, Decoded, PlanHashConfig, StreamEnd, StreamFailure};
 use rockusb_images::bmap::{Bmap, RangeVerifier};
@@ -239,7 +239,7 @@ pub fn flash<T: Transport>(
         .command_sectors
         .unwrap_or_else(|| target.loader.default_command_sectors());
     let held_len = options.layout.must_write_prefix;
-    let raw_file = source.raw_file.take();
+    let random_access = source.random_access.take();
     let xz_blocks = source.xz_blocks.take();
     let random_xz = xz_blocks.clone();
     let (input, spec) = source.into_parts();
@@ -256,14 +256,15 @@ pub fn flash<T: Transport>(
     };
     let checked = check_prefix(
         &prefix,
-        raw_file.as_ref(),
+        random_access.as_ref(),
         image,
         target,
         options,
         &mut warnings,
         observer,
     )?;
-    let random = sparse::RandomSource::choose(&prefix, raw_file.as_ref(), random_xz, &name, format);
+    let random =
+        sparse::RandomSource::choose(&prefix, random_access.as_ref(), random_xz, &name, format);
     let (plan_config, bmap_verifier, mut partitions) =
         plan_writes(&checked, &prefix.chunks, random, observer);
     let planner = Planner::new(plan_config)
@@ -435,7 +436,7 @@ fn receive_prefix(
 /// with nothing written; warnings are collected.
 fn check_prefix<'a>(
     prefix: &Prefix,
-    raw_file: Option<&FileAt>,
+    random_access: Option<&ImageAt>,
     image: ImageFacts,
     target: &Target,
     options: FlashOptions<'a>,
@@ -452,10 +453,10 @@ fn check_prefix<'a>(
         layout: options.layout,
         image_len,
         storage_len: target.capacity,
-        check_backup_gpt: raw_file.is_some() || prefix.ended.is_some(),
+        check_backup_gpt: random_access.is_some() || prefix.ended.is_some(),
     };
-    let checked = match raw_file {
-        Some(file) => preflight::preflight(file, input),
+    let checked = match random_access {
+        Some(image) => preflight::preflight(image, input),
         None => preflight::preflight(
             prefix
                 .chunks

@@ -8,7 +8,7 @@ use super::Prefix;
 use super::pipeline::Chunk;
 use super::verify::Written;
 use crate::source::xz_blocks::{BlockReader, XzBlocks};
-use crate::source::{FileAt, Format};
+use crate::source::{Format, ImageAt};
 use rockusb_images::ByteRange;
 use rockusb_images::gpt::GptReport;
 use rockusb_images::read_at::Windows;
@@ -19,7 +19,8 @@ use serde::Serialize;
 pub enum RandomSource<'a> {
     /// The whole image has already been decoded into these chunks.
     Held(&'a [Chunk]),
-    Raw(&'a FileAt),
+    /// Random access the source offers (a raw file, an adapted image).
+    Random(&'a ImageAt),
     Xz(XzBlocks),
     /// Only in order: why, in the words of the report.
     Sequential(String),
@@ -27,17 +28,17 @@ pub enum RandomSource<'a> {
 
 impl<'a> RandomSource<'a> {
     /// The best way to read the image ahead: the chunks already held when the stream
-    /// ended inside them, the raw file, the .xz index, or none.
+    /// ended inside them, the source's own random access, the .xz index, or none.
     pub(super) fn choose(
         prefix: &'a Prefix,
-        raw_file: Option<&'a FileAt>,
+        random_access: Option<&'a ImageAt>,
         xz: Option<XzBlocks>,
         name: &str,
         format: Format,
     ) -> Self {
-        match (prefix.ended, raw_file, xz) {
+        match (prefix.ended, random_access, xz) {
             (Some(_), _, _) => RandomSource::Held(&prefix.chunks),
-            (None, Some(file), _) => RandomSource::Raw(file),
+            (None, Some(image), _) => RandomSource::Random(image),
             (None, None, Some(blocks)) => RandomSource::Xz(blocks),
             (None, None, None) => RandomSource::Sequential(Self::sequential_reason(name, format)),
         }
@@ -73,9 +74,9 @@ pub fn plan(
             let mut pieces: Windows = chunks.iter().map(|c| (c.offset, c.data())).collect();
             skip_map(gpt, sector0, image_len, Access::Random(&mut pieces))
         }
-        RandomSource::Raw(file) => {
-            let mut file = file;
-            skip_map(gpt, sector0, image_len, Access::Random(&mut file))
+        RandomSource::Random(image) => {
+            let mut image = image;
+            skip_map(gpt, sector0, image_len, Access::Random(&mut image))
         }
         RandomSource::Xz(blocks) => {
             let mut reader = BlockReader::new(blocks);
