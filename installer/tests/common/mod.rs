@@ -74,6 +74,27 @@ pub fn assemble_bootloader(testdata: &Path) -> Vec<u8> {
     image
 }
 
+/// Where mainline U-Boot's `u-boot-rockchip-spi.bin` puts the FIT: the M6 defconfig's
+/// `CONFIG_SYS_SPI_U_BOOT_OFFS`.
+pub const SPI_ITB_OFFSET: usize = 0x60000;
+
+/// A `u-boot-rockchip-spi.bin` laid out like the real RK3566 one in the shared test data
+/// (`uboot/ophub-u-boot__orangepi-3b__u-boot-rockchip-spi.bin`): 0xFF fill, the RKNS
+/// idbloader at 0x8000, `u-boot.itb` at 0x60000, here with the RK3588 pieces.
+pub fn assemble_spi_image(testdata: &Path) -> Vec<u8> {
+    let idbloader = testdata_file(testdata, IDBLOADER);
+    let itb = testdata_file(testdata, UBOOT_ITB);
+    let mut image = vec![0xFFu8; 0x8000];
+    image.extend_from_slice(&idbloader);
+    assert!(
+        image.len() <= SPI_ITB_OFFSET,
+        "idbloader overlaps the SPI itb slot"
+    );
+    image.resize(SPI_ITB_OFFSET, 0xFF);
+    image.extend_from_slice(&itb);
+    image
+}
+
 /// A deterministic, non-zero pattern, so "untouched" can be checked byte for byte.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
