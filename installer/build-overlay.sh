@@ -1,10 +1,14 @@
 #!/usr/bin/env bash
 # Builds the statically linked nanopi-m6 installers for x86_64 and aarch64 and packs the
-# NanoPi M6 Talos overlay into an OCI image archive (linux/amd64 + linux/arm64).
+# NanoPi M6 Talos overlay (linux/amd64 + linux/arm64).
 #
 #   installer/build-overlay.sh --bootloader u-boot-rockchip.bin --dtb rk3588s-nanopi-m6.dtb \
-#       [--dtb rk3588s-nanopi-m6v1.dtb] [--output nanopi-m6-overlay.oci.tar] [--tag TAG]
+#       [--dtb rk3588s-nanopi-m6v1.dtb] [--spi-bootloader u-boot-rockchip-spi.bin] \
+#       [--format oci-archive|oci-dir|tree-tar] [--arch amd64|arm64] \
+#       [--output nanopi-m6-overlay.oci.tar] [--tag TAG]
 #
+# --format: oci-archive (default, to push), oci-dir (for overlay.image.ociPath), tree-tar
+# (one platform's tree for overlay.image.tarballPath; --arch, default this machine's).
 # Needs (Debian): rustc-web, libstd-rust-web-dev:arm64 (after dpkg --add-architecture arm64)
 # and gcc-aarch64-linux-gnu; see docs/talos-overlay.md. Environment: CARGO (default cargo),
 # CARGO_TARGET_DIR (default <workspace>/target), DEBIAN_RUSTC (default /usr/bin/rustc),
@@ -20,13 +24,17 @@ output=nanopi-m6-overlay.oci.tar
 tag=latest
 bootloader=
 dtbs=()
+extra=()
 
-usage() { sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
         --bootloader) bootloader=${2:?--bootloader needs a file}; shift 2 ;;
         --dtb) dtbs+=(--dtb "${2:?--dtb needs a file}"); shift 2 ;;
+        --spi-bootloader) extra+=(--spi-bootloader "${2:?--spi-bootloader needs a file}"); shift 2 ;;
+        --format) extra+=(--format "${2:?--format needs oci-archive, oci-dir or tree-tar}"); shift 2 ;;
+        --arch) extra+=(--arch "${2:?--arch needs amd64 or arm64}"); shift 2 ;;
         --output) output=${2:?--output needs a file}; shift 2 ;;
         --tag) tag=${2:?--tag needs a value}; shift 2 ;;
         -h|--help) usage ;;
@@ -60,4 +68,4 @@ RUSTFLAGS="$static" "$cargo" build --release --manifest-path "$root/Cargo.toml" 
     --installer-arm64 "$target_dir/aarch64-unknown-linux-gnu/release/nanopi-m6" \
     --bootloader "$bootloader" "${dtbs[@]}" \
     --profile "$here/profiles/nanopi-m6.yaml" \
-    --output "$output" --tag "$tag"
+    --output "$output" --tag "$tag" ${extra[@]+"${extra[@]}"}

@@ -97,18 +97,32 @@ fn run_install(
     }
     let report = install::install(&request)?;
     // The host ignores stdout on install; it is a log for people running it by hand.
-    let what = match report.bootloader {
-        WriteOutcome::Written => "wrote",
-        WriteOutcome::AlreadyPresent => "already up to date:",
+    let mut log = match report.bootloader {
+        Some(outcome) => {
+            let what = match outcome {
+                WriteOutcome::Written => "wrote",
+                WriteOutcome::AlreadyPresent => "already up to date:",
+            };
+            format!(
+                "{what} u-boot-rockchip.bin ({} bytes) at byte {} of {}\n",
+                report.bootloader_len,
+                LAYOUT.bootloader_offset(),
+                request.install_disk
+            )
+        }
+        None => format!(
+            "spi_boot: U-Boot runs from the SPI-NOR; {} left untouched\n",
+            request.install_disk
+        ),
     };
-    let mut log = format!(
-        "{what} u-boot-rockchip.bin ({} bytes) at byte {} of {}\n",
-        report.bootloader_len,
-        LAYOUT.bootloader_offset(),
-        request.install_disk
-    );
     for file in &report.dtb_files {
         log.push_str(&format!("installed DTB {}\n", file.display()));
+    }
+    if let Some(esp) = &report.dtb_skipped {
+        log.push_str(&format!(
+            "no ESP is mounted at {} (a Talos 1.13 install runs the overlay before partitioning); the DTB is installed by the next upgrade\n",
+            esp.display()
+        ));
     }
     stdout.write_all(log.as_bytes()).map_err(CliError::Stdout)
 }

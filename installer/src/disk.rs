@@ -122,12 +122,12 @@ pub fn write_bootloader(
             needed,
         });
     }
-    gpt_guard::check_room_for_bootloader(&file, offset, image.len() as u64).map_err(|source| {
-        DiskError::Partitioning {
+    gpt_guard::check_room_for_bootloader(&file, size, offset, image.len() as u64).map_err(
+        |source| DiskError::Partitioning {
             path: disk.to_path_buf(),
             source,
-        }
-    })?;
+        },
+    )?;
 
     let mut current = vec![0u8; image.len()];
     file.read_exact_at(&mut current, offset)

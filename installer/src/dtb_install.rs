@@ -6,9 +6,12 @@
 //! image mode the file is also placed where Talos ≥ 1.14 stages the ESP.
 
 use crate::board::{DTB_INSTALL_DIR, IMAGE_MODE_DTB_DIR, IMAGE_MODE_ESP_DIR};
+
+/// Where the ESP is mounted below the mount prefix on the node.
+pub const ESP_DIR: &str = "boot/EFI";
 use std::fs::{self, File};
 use std::io::Write;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use thiserror::Error;
 
@@ -43,6 +46,30 @@ pub fn install_root(mount_prefix: &str) -> PathBuf {
     } else {
         PathBuf::from(mount_prefix)
     }
+}
+
+/// Whether `path` is the root of a mounted file system: it exists, is a directory, and
+/// sits on another device than its parent.
+pub fn is_mount_point(path: &Path) -> bool {
+    let (Ok(meta), Some(parent)) = (fs::metadata(path), path.parent()) else {
+        return false;
+    };
+    meta.is_dir() && fs::metadata(parent).is_ok_and(|p| p.dev() != meta.dev())
+}
+
+/// With an empty mount prefix the host means "the live system": on upgrades and on
+/// installs ≤ 1.12 and ≥ 1.14 the ESP is mounted at `/boot/EFI` when the overlay runs
+/// (`siderolabs/talos:.../bootloader/grub/install.go`, `upgrade.go`). On a Talos 1.13
+/// install the overlay runs from `GenerateAssets`, before the disk is partitioned, so
+/// nothing is mounted (`.../grub/grub.go` v1.13.0 and `cmd/installer/pkg/install/
+/// install.go` v1.13.0): a DTB written then would land in the installer container and be
+/// lost. Returns the ESP path that is not mounted in that case, `None` otherwise.
+pub fn unmounted_esp(mount_prefix: &str) -> Option<PathBuf> {
+    if !mount_prefix.is_empty() {
+        return None;
+    }
+    let esp = install_root(mount_prefix).join(ESP_DIR);
+    (!is_mount_point(&esp)).then_some(esp)
 }
 
 /// The directories the DTB goes to for this mount prefix.
@@ -138,6 +165,17 @@ mod tests {
             target_dirs(""),
             vec![PathBuf::from("/boot/EFI/dtb/rockchip")]
         );
+    }
+
+    #[test]
+    fn a_plain_directory_is_not_a_mount_point_but_proc_is() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!is_mount_point(dir.path()));
+        assert!(!is_mount_point(&dir.path().join("missing")));
+        if Path::new("/proc/self").exists() {
+            assert!(is_mount_point(Path::new("/proc")));
+        }
+        assert_eq!(unmounted_esp(dir.path().to_str().unwrap()), None);
     }
 
     #[test]

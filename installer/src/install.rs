@@ -1,4 +1,10 @@
 //! The `install` step: validate everything first, then write the bootloader and the DTB.
+//!
+//! With `spi_boot` the bootloader is not written (U-Boot runs from the SPI-NOR, as in
+//! upstream's RK3588 installers, `siderolabs/sbc-rockchip:installers/rock5b/src/main.go`).
+//! With an empty mount prefix and no ESP mounted at `/boot/EFI` (a Talos 1.13 install,
+//! where the overlay runs before the disk is partitioned) the DTB is left for the next
+//! upgrade and the log says so.
 
 use crate::board::{BOOTLOADER_ARTIFACT, DTB_ARTIFACT_DIR, LAYOUT};
 use crate::bootloader::{self, BootloaderError};
@@ -53,9 +59,12 @@ pub enum InstallError {
 /// What an install did, for the log on stdout.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct InstallReport {
-    pub bootloader: WriteOutcome,
+    /// `None` when `spi_boot` left the disk alone.
+    pub bootloader: Option<WriteOutcome>,
     pub bootloader_len: u64,
     pub dtb_files: Vec<PathBuf>,
+    /// The ESP path that was not mounted, when the DTB was left for a later upgrade.
+    pub dtb_skipped: Option<PathBuf>,
 }
 
 fn read_artifact(path: &Path) -> Result<Vec<u8>, InstallError> {
@@ -77,12 +86,17 @@ pub fn install(request: &InstallRequest) -> Result<InstallReport, InstallError> 
 
     // Everything is read and checked before the first byte is written, so a bad
     // artifact never leaves a half-installed disk behind.
-    let bootloader_path = artifacts.join(BOOTLOADER_ARTIFACT);
-    let image = read_artifact(&bootloader_path)?;
-    bootloader::validate(&image, &LAYOUT).map_err(|source| InstallError::Bootloader {
-        path: bootloader_path.clone(),
-        source,
-    })?;
+    let image = if options.spi_boot {
+        None
+    } else {
+        let bootloader_path = artifacts.join(BOOTLOADER_ARTIFACT);
+        let image = read_artifact(&bootloader_path)?;
+        bootloader::validate(&image, &LAYOUT).map_err(|source| InstallError::Bootloader {
+            path: bootloader_path.clone(),
+            source,
+        })?;
+        Some(image)
+    };
     let dtb_name = options.dtb.file_name();
     let dtb_path = artifacts.join(DTB_ARTIFACT_DIR).join(dtb_name);
     let dtb_dir = artifacts.join(DTB_ARTIFACT_DIR);
@@ -108,11 +122,23 @@ pub fn install(request: &InstallRequest) -> Result<InstallReport, InstallError> 
         source,
     })?;
 
-    let outcome = disk::write_bootloader(Path::new(&request.install_disk), &image, &LAYOUT)?;
-    let dtb_files = dtb_install::install_dtb(&request.mount_prefix, dtb_name, &dtb)?;
+    let outcome = match &image {
+        Some(image) => Some(disk::write_bootloader(
+            Path::new(&request.install_disk),
+            image,
+            &LAYOUT,
+        )?),
+        None => None,
+    };
+    let dtb_skipped = dtb_install::unmounted_esp(&request.mount_prefix);
+    let dtb_files = match dtb_skipped {
+        Some(_) => Vec::new(),
+        None => dtb_install::install_dtb(&request.mount_prefix, dtb_name, &dtb)?,
+    };
     Ok(InstallReport {
         bootloader: outcome,
-        bootloader_len: image.len() as u64,
+        bootloader_len: image.as_ref().map_or(0, |i| i.len() as u64),
         dtb_files,
+        dtb_skipped,
     })
 }

@@ -1,23 +1,31 @@
 //! The overlay's extra options (`overlay.options` in a profile, `--overlay-option k=v`
-//! on the imager): console baud, DTB file name, earlycon and extra kernel arguments.
+//! on the imager): console baud, DTB file name, earlycon, the CMA size, SPI boot and extra
+//! kernel arguments.
 //!
 //! Values arrive as YAML-typed values or as strings (the imager CLI turns every
 //! `k=v` into a string), so `true` and `"true"`, `1500000` and `"1500000"` are equal.
 
-use crate::board::{BASE_KERNEL_ARGS, CONSOLE_TTY, DEFAULT_CONSOLE_BAUD, EARLYCON};
+use crate::board::{BASE_KERNEL_ARGS, CONSOLE_TTY, DEFAULT_CMA, DEFAULT_CONSOLE_BAUD, EARLYCON};
 use std::collections::BTreeMap;
 use thiserror::Error;
 use yaml_serde::Value;
 
+pub const OPTION_CMA: &str = "cma";
 pub const OPTION_CONSOLE_BAUD: &str = "console_baud";
 pub const OPTION_DTB: &str = "dtb";
 pub const OPTION_EARLYCON: &str = "earlycon";
 pub const OPTION_EXTRA_KERNEL_ARGS: &str = "extra_kernel_args";
+/// The name upstream's RK3588 installers use (`siderolabs/sbc-rockchip:installers/rock5b/
+/// src/main.go`, `SPIBoot bool yaml:"spi_boot"`): U-Boot runs from the SPI-NOR, so the
+/// installer does not write it to the disk.
+pub const OPTION_SPI_BOOT: &str = "spi_boot";
 pub const KNOWN_OPTIONS: &[&str] = &[
+    OPTION_CMA,
     OPTION_CONSOLE_BAUD,
     OPTION_DTB,
     OPTION_EARLYCON,
     OPTION_EXTRA_KERNEL_ARGS,
+    OPTION_SPI_BOOT,
 ];
 
 /// Baud rates the RK3588 UART and the 8250 driver run reliably.
@@ -72,6 +80,10 @@ pub enum OptionsError {
         "overlay option dtb {given:?} is not a NanoPi M6 DTB name; use rk3588s-nanopi-m6.dtb or rk3588s-nanopi-m6v1.dtb"
     )]
     UnknownDtb { given: String },
+    #[error(
+        "overlay option cma {given:?} is not a size the kernel's cma= accepts; use a whole number with an optional K, M or G suffix (\"128MB\", \"256M\", optionally @start[-end]), or \"off\" to keep the kernel's built-in 16 MiB"
+    )]
+    BadCma { given: String },
 }
 
 /// The overlay's options after validation.
@@ -80,6 +92,10 @@ pub struct BoardOptions {
     pub console_baud: u32,
     pub dtb: DtbName,
     pub earlycon: bool,
+    /// The `cma=` value, or `None` to leave the kernel's built-in size.
+    pub cma: Option<String>,
+    /// U-Boot boots from the SPI-NOR: do not write `u-boot-rockchip.bin` to the disk.
+    pub spi_boot: bool,
     pub extra_kernel_args: Vec<String>,
 }
 
@@ -89,6 +105,8 @@ impl Default for BoardOptions {
             console_baud: DEFAULT_CONSOLE_BAUD,
             dtb: DtbName::default(),
             earlycon: false,
+            cma: Some(DEFAULT_CMA.to_owned()),
+            spi_boot: false,
             extra_kernel_args: Vec::new(),
         }
     }
@@ -158,6 +176,52 @@ fn as_dtb(value: &Value) -> Result<DtbName, OptionsError> {
     })
 }
 
+/// `size[@start[-end]]`, each a decimal number with an optional K/M/G/T/P/E suffix, which
+/// the kernel's `memparse` reads; a trailing `B` after the suffix (`128MB`, as upstream
+/// writes it) is left unread by `memparse` and harmless.
+fn is_cma_size(text: &str) -> bool {
+    let number = |part: &str| {
+        let part = part
+            .strip_suffix(['B', 'b'])
+            .filter(|p| p.ends_with(|c: char| "KMGTPEkmgtpe".contains(c)))
+            .unwrap_or(part);
+        let digits = part.trim_end_matches(|c: char| "KMGTPEkmgtpe".contains(c));
+        part.len() - digits.len() <= 1
+            && !digits.is_empty()
+            && digits.bytes().all(|b| b.is_ascii_digit())
+    };
+    let (size, placement) = match text.split_once('@') {
+        Some((size, placement)) => (size, Some(placement)),
+        None => (text, None),
+    };
+    number(size)
+        && placement.is_none_or(|p| match p.split_once('-') {
+            Some((start, end)) => number(start) && number(end),
+            None => number(p),
+        })
+}
+
+/// `off`/`none`/`false`/empty drop the argument; anything else must be a `cma=` size.
+fn as_cma(value: &Value) -> Result<Option<String>, OptionsError> {
+    let text = match value {
+        Value::Null | Value::Bool(false) => return Ok(None),
+        Value::String(s) => s.trim().to_owned(),
+        Value::Number(n) => n.to_string(),
+        _ => {
+            return Err(OptionsError::WrongType {
+                name: OPTION_CMA,
+                expected: "a size such as \"128MB\", or \"off\"",
+                got: describe(value),
+            });
+        }
+    };
+    match text.to_ascii_lowercase().as_str() {
+        "" | "off" | "none" | "false" | "no" => Ok(None),
+        _ if is_cma_size(&text) => Ok(Some(text)),
+        _ => Err(OptionsError::BadCma { given: text }),
+    }
+}
+
 /// A string is split on whitespace (the imager CLI can only pass strings); a list keeps
 /// one argument per entry.
 fn as_kernel_args(value: &Value) -> Result<Vec<String>, OptionsError> {
@@ -209,6 +273,8 @@ impl BoardOptions {
                 OPTION_CONSOLE_BAUD => options.console_baud = as_baud(value)?,
                 OPTION_DTB => options.dtb = as_dtb(value)?,
                 OPTION_EARLYCON => options.earlycon = as_bool(OPTION_EARLYCON, value)?,
+                OPTION_CMA => options.cma = as_cma(value)?,
+                OPTION_SPI_BOOT => options.spi_boot = as_bool(OPTION_SPI_BOOT, value)?,
                 OPTION_EXTRA_KERNEL_ARGS => options.extra_kernel_args = as_kernel_args(value)?,
                 _ => {}
             }
@@ -218,12 +284,15 @@ impl BoardOptions {
 
     /// The kernel arguments `get-options` reports. Talos applies them with SetAll, so the
     /// `console=` pair replaces the platform's `ttyAMA0` default; the last console listed
-    /// (the UART) becomes `/dev/console`.
+    /// (the UART) becomes `/dev/console`. `spi_boot` changes no argument.
     pub fn kernel_args(&self) -> Vec<String> {
         let mut args = vec![
             "console=tty0".to_owned(),
             format!("console={CONSOLE_TTY},{}n8", self.console_baud),
         ];
+        if let Some(cma) = &self.cma {
+            args.push(format!("cma={cma}"));
+        }
         args.extend(BASE_KERNEL_ARGS.iter().map(|a| (*a).to_owned()));
         if self.earlycon {
             args.push(EARLYCON.to_owned());
@@ -249,10 +318,56 @@ mod tests {
             [
                 "console=tty0",
                 "console=ttyS2,1500000n8",
+                "cma=128MB",
                 "sysctl.kernel.kexec_load_disabled=1",
                 "talos.dashboard.disabled=1"
             ]
         );
+    }
+
+    #[test]
+    fn cma_can_be_changed_or_dropped_and_bad_sizes_are_refused() {
+        for (yaml, expect) in [
+            ("cma: 256M\n", Some("cma=256M")),
+            ("cma: \"64MB@0-4G\"\n", Some("cma=64MB@0-4G")),
+            ("cma: 134217728\n", Some("cma=134217728")),
+            ("cma: \"off\"\n", None),
+            ("cma: false\n", None),
+            ("cma: \"\"\n", None),
+        ] {
+            let args = BoardOptions::from_map(&map(yaml)).unwrap().kernel_args();
+            let cma: Vec<_> = args.iter().filter(|a| a.starts_with("cma=")).collect();
+            assert_eq!(cma.first().map(|a| a.as_str()), expect, "{yaml}");
+            assert!(cma.len() <= 1);
+        }
+        for bad in [
+            "cma: lots\n",
+            "cma: 128XB\n",
+            "cma: \"128MB@\"\n",
+            "cma: \"M\"\n",
+        ] {
+            let err = BoardOptions::from_map(&map(bad)).unwrap_err();
+            assert!(matches!(err, OptionsError::BadCma { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains("\"off\""), "{err}");
+        }
+    }
+
+    #[test]
+    fn spi_boot_accepts_bool_and_string_forms() {
+        for yaml in ["spi_boot: true\n", "spi_boot: \"true\"\n"] {
+            assert!(
+                BoardOptions::from_map(&map(yaml)).unwrap().spi_boot,
+                "{yaml}"
+            );
+        }
+        assert!(!BoardOptions::default().spi_boot);
+        assert!(
+            !BoardOptions::from_map(&map("spi_boot: \"false\"\n"))
+                .unwrap()
+                .spi_boot
+        );
+        let err = BoardOptions::from_map(&map("spi_boot: maybe\n")).unwrap_err();
+        assert!(err.to_string().contains("spi_boot"), "{err}");
     }
 
     #[test]
@@ -319,11 +434,12 @@ mod tests {
 
     #[test]
     fn unknown_names_are_skipped_and_reported_for_a_warning() {
-        let options = map("console-baud: 115200\nspi_boot: true\nearlycon: true\n");
+        let options = map("console-baud: 115200\nspi-boot: true\nearlycon: true\n");
         let parsed = BoardOptions::from_map(&options).unwrap();
         assert_eq!(parsed.console_baud, DEFAULT_CONSOLE_BAUD);
         assert!(parsed.earlycon);
-        assert_eq!(unknown_options(&options), ["console-baud", "spi_boot"]);
+        assert!(!parsed.spi_boot);
+        assert_eq!(unknown_options(&options), ["console-baud", "spi-boot"]);
         let warning = unknown_options_warning(&options).unwrap();
         assert!(
             warning.contains("console-baud") && warning.contains("console_baud"),

@@ -1,111 +1,156 @@
-//! A minimal, deterministic ustar writer for OCI layers and the OCI archive itself.
+//! Deterministic tar archives for the OCI layers, the OCI archive and the flat overlay tree,
+//! written with the `tar` crate.
 //!
-//! Every entry gets owner 0:0, a fixed mtime and an explicit mode, so the same inputs
-//! always give the same bytes and therefore the same digests.
+//! Every entry is a ustar header with owner 0:0 (`root`/`root`), a fixed mtime and an
+//! explicit mode, and nothing is read from the file system, so the same inputs always give
+//! the same bytes and therefore the same digests.
+//!
+//! Directories must come before the files inside them: the Talos imager's `tarballPath`
+//! extraction (`siderolabs/talos:pkg/archiver/untar.go`, v1.9.0) creates a directory only
+//! for a directory entry (`os.Mkdir`, no parents) and opens files with `O_EXCL`, so a
+//! file whose directory was not listed first, or a path listed twice, fails there.
 
+use std::collections::BTreeSet;
 use thiserror::Error;
-
-const BLOCK: usize = 512;
-/// ustar's `name` field; longer paths would need the `prefix` field, which the overlay's
-/// short paths never do.
-const MAX_NAME: usize = 100;
 
 #[derive(Debug, Error, PartialEq, Eq)]
 pub enum TarError {
-    #[error(
-        "path {path:?} is longer than {MAX_NAME} bytes, which this tar writer does not support"
-    )]
-    PathTooLong { path: String },
     #[error("path {path:?} must be relative, non-empty, and free of `..` and NUL")]
     BadPath { path: String },
-    #[error("entry {path:?} is {size} bytes, beyond the 8 GiB ustar size field")]
-    TooLarge { path: String, size: u64 },
+    #[error("path {path:?} cannot be stored in a ustar header: {reason}")]
+    Unrepresentable { path: String, reason: String },
+    #[error("path {path:?} is listed twice")]
+    Duplicate { path: String },
+    #[error("{path:?} is added before its directory {parent:?}; list the directory first")]
+    ParentMissing { path: String, parent: String },
+    #[error("writing tar entry {path:?} failed: {reason}")]
+    Write { path: String, reason: String },
 }
 
 /// Builds a tar archive in memory.
-#[derive(Debug, Clone)]
 pub struct TarBuilder {
-    bytes: Vec<u8>,
+    builder: tar::Builder<Vec<u8>>,
     mtime: u64,
+    dirs: BTreeSet<String>,
+    seen: BTreeSet<String>,
 }
 
-fn write_octal(field: &mut [u8], value: u64) {
-    // Fields hold width-1 octal digits, zero padded, then a NUL.
-    let width = field.len() - 1;
-    let text = format!("{value:0width$o}");
-    field[..width].copy_from_slice(text.as_bytes());
-    field[width] = 0;
+impl std::fmt::Debug for TarBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TarBuilder")
+            .field("mtime", &self.mtime)
+            .field("entries", &self.seen.len())
+            .finish()
+    }
 }
 
 impl TarBuilder {
     pub fn new(mtime: u64) -> Self {
         TarBuilder {
-            bytes: Vec::new(),
+            builder: tar::Builder::new(Vec::new()),
             mtime,
+            dirs: BTreeSet::new(),
+            seen: BTreeSet::new(),
         }
     }
 
-    fn check_path(path: &str) -> Result<(), TarError> {
+    fn check_path(&self, path: &str) -> Result<(), TarError> {
         let bad = path.is_empty()
             || path.starts_with('/')
             || path.contains('\0')
-            || path.split('/').any(|part| part == "..");
+            || path.split('/').any(|part| part.is_empty() || part == "..");
         if bad {
             return Err(TarError::BadPath { path: path.into() });
         }
-        if path.len() > MAX_NAME {
-            return Err(TarError::PathTooLong { path: path.into() });
+        if self.seen.contains(path) {
+            return Err(TarError::Duplicate { path: path.into() });
+        }
+        if let Some((parent, _)) = path.rsplit_once('/') {
+            if !self.dirs.contains(parent) {
+                return Err(TarError::ParentMissing {
+                    path: path.into(),
+                    parent: parent.into(),
+                });
+            }
         }
         Ok(())
     }
 
-    fn header(&mut self, path: &str, mode: u32, size: u64, typeflag: u8) -> Result<(), TarError> {
-        Self::check_path(path)?;
-        if size >= 0o77777777777 {
-            return Err(TarError::TooLarge {
+    fn append(
+        &mut self,
+        path: &str,
+        name: &str,
+        mode: u32,
+        kind: tar::EntryType,
+        data: &[u8],
+    ) -> Result<(), TarError> {
+        self.check_path(path)?;
+        let mut header = tar::Header::new_ustar();
+        let unrepresentable = |e: std::io::Error| TarError::Unrepresentable {
+            path: path.into(),
+            reason: e.to_string(),
+        };
+        header.set_path(name).map_err(unrepresentable)?;
+        header.set_entry_type(kind);
+        header.set_mode(mode);
+        header.set_uid(0);
+        header.set_gid(0);
+        header.set_username("root").map_err(unrepresentable)?;
+        header.set_groupname("root").map_err(unrepresentable)?;
+        header.set_mtime(self.mtime);
+        header.set_size(data.len() as u64);
+        header.set_cksum();
+        self.builder
+            .append(&header, data)
+            .map_err(|e| TarError::Write {
                 path: path.into(),
-                size,
-            });
-        }
-        let mut header = [0u8; BLOCK];
-        header[..path.len()].copy_from_slice(path.as_bytes());
-        write_octal(&mut header[100..108], u64::from(mode));
-        write_octal(&mut header[108..116], 0);
-        write_octal(&mut header[116..124], 0);
-        write_octal(&mut header[124..136], size);
-        write_octal(&mut header[136..148], self.mtime);
-        header[156] = typeflag;
-        header[257..263].copy_from_slice(b"ustar\0");
-        header[263..265].copy_from_slice(b"00");
-        header[265..269].copy_from_slice(b"root");
-        header[297..301].copy_from_slice(b"root");
-        // The checksum is computed with its own field read as spaces.
-        header[148..156].fill(b' ');
-        let sum: u64 = header.iter().map(|&b| u64::from(b)).sum();
-        let text = format!("{sum:06o}\0 ");
-        header[148..156].copy_from_slice(text.as_bytes());
-        self.bytes.extend_from_slice(&header);
+                reason: e.to_string(),
+            })?;
+        self.seen.insert(path.to_owned());
         Ok(())
     }
 
-    /// Adds a directory entry; `path` gets a trailing `/` as tar expects.
+    /// Adds a directory entry; it is stored with a trailing `/` as tar expects.
     pub fn add_dir(&mut self, path: &str, mode: u32) -> Result<(), TarError> {
-        let path = format!("{}/", path.trim_end_matches('/'));
-        self.header(&path, mode, 0, b'5')
+        let path = path.trim_end_matches('/');
+        self.append(
+            path,
+            &format!("{path}/"),
+            mode,
+            tar::EntryType::Directory,
+            &[],
+        )?;
+        self.dirs.insert(path.to_owned());
+        Ok(())
     }
 
+    /// Adds a regular file.
     pub fn add_file(&mut self, path: &str, mode: u32, data: &[u8]) -> Result<(), TarError> {
-        self.header(path, mode, data.len() as u64, b'0')?;
-        self.bytes.extend_from_slice(data);
-        let padding = (BLOCK - data.len() % BLOCK) % BLOCK;
-        self.bytes.extend(std::iter::repeat_n(0u8, padding));
+        self.append(path, path, mode, tar::EntryType::Regular, data)
+    }
+
+    /// Adds `path` and each of its parents that is not in the archive yet, as 0755
+    /// directories, parents first.
+    pub fn add_dirs(&mut self, path: &str) -> Result<(), TarError> {
+        let mut prefix = String::new();
+        for part in path.trim_end_matches('/').split('/') {
+            if !prefix.is_empty() {
+                prefix.push('/');
+            }
+            prefix.push_str(part);
+            if !self.dirs.contains(&prefix) {
+                self.add_dir(&prefix.clone(), 0o755)?;
+            }
+        }
         Ok(())
     }
 
     /// Ends the archive with the two zero blocks tar requires.
-    pub fn finish(mut self) -> Vec<u8> {
-        self.bytes.extend(std::iter::repeat_n(0u8, 2 * BLOCK));
-        self.bytes
+    pub fn finish(self) -> Result<Vec<u8>, TarError> {
+        self.builder.into_inner().map_err(|e| TarError::Write {
+            path: "(end of archive)".into(),
+            reason: e.to_string(),
+        })
     }
 }
 
@@ -118,14 +163,15 @@ mod tests {
         let mut tar = TarBuilder::new(0);
         tar.add_dir("a", 0o755).unwrap();
         tar.add_file("a/b.txt", 0o644, b"hello").unwrap();
-        let bytes = tar.finish();
+        let bytes = tar.finish().unwrap();
         assert_eq!(bytes.len(), 512 + 512 + 512 + 1024);
         assert_eq!(&bytes[..2], b"a/");
         assert_eq!(&bytes[257..263], b"ustar\0");
+        assert_eq!(&bytes[265..269], b"root");
         // Recompute the checksum of the file header.
         let header = &bytes[512..1024];
-        let stored =
-            u64::from_str_radix(std::str::from_utf8(&header[148..154]).unwrap(), 8).unwrap();
+        let field = std::str::from_utf8(&header[148..156]).unwrap();
+        let stored = u64::from_str_radix(field.trim_matches(['\0', ' ']), 8).unwrap();
         let sum: u64 = header
             .iter()
             .enumerate()
@@ -142,7 +188,19 @@ mod tests {
     }
 
     #[test]
-    fn unsafe_or_long_paths_are_refused() {
+    fn the_same_entries_give_the_same_bytes() {
+        let build = |mtime| {
+            let mut tar = TarBuilder::new(mtime);
+            tar.add_dirs("x/y").unwrap();
+            tar.add_file("x/y/z", 0o755, b"data").unwrap();
+            tar.finish().unwrap()
+        };
+        assert_eq!(build(0), build(0));
+        assert_ne!(build(0), build(1));
+    }
+
+    #[test]
+    fn unsafe_duplicate_or_orphan_paths_are_refused() {
         let mut tar = TarBuilder::new(0);
         assert!(matches!(
             tar.add_file("/abs", 0o644, b""),
@@ -152,10 +210,19 @@ mod tests {
             tar.add_file("a/../b", 0o644, b""),
             Err(TarError::BadPath { .. })
         ));
-        let long = "x".repeat(101);
+        assert!(matches!(
+            tar.add_file("a/b", 0o644, b""),
+            Err(TarError::ParentMissing { .. })
+        ));
+        tar.add_file("top", 0o644, b"").unwrap();
+        assert!(matches!(
+            tar.add_file("top", 0o644, b""),
+            Err(TarError::Duplicate { .. })
+        ));
+        let long = "x".repeat(300);
         assert!(matches!(
             tar.add_file(&long, 0o644, b""),
-            Err(TarError::PathTooLong { .. })
+            Err(TarError::Unrepresentable { .. })
         ));
     }
 }

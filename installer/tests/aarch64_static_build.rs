@@ -1,7 +1,7 @@
 //! Builds the statically linked installers for aarch64 and x86_64 with
 //! `build-overlay.sh`, runs the aarch64 one under `qemu-aarch64-static` through the same
 //! protocol and install checks as the native binary, and has Debian's `skopeo` inspect
-//! the packed overlay image for linux/amd64 and linux/arm64.
+//! the packed overlay image (archive and OCI directory) for linux/amd64 and linux/arm64.
 //!
 //! Needs: Debian's `rustc-web` with `libstd-rust-web-dev:arm64`, `gcc-aarch64-linux-gnu`,
 //! `qemu-user-static`, `skopeo`, `gdisk`, and ../shared/testdata. The build goes to
@@ -21,7 +21,11 @@ struct Built {
     amd64: PathBuf,
     arm64: PathBuf,
     overlay: PathBuf,
+    /// The same overlay as an OCI layout directory and as the arm64 tree tar.
+    overlay_dir: PathBuf,
+    tree_tar_arm64: PathBuf,
     bootloader: Vec<u8>,
+    spi_bootloader: Vec<u8>,
     dtb: Vec<u8>,
     _work: tempfile::TempDir,
 }
@@ -57,9 +61,12 @@ fn build(testdata: &Path) -> Built {
     let work = tempfile::tempdir().unwrap();
     let bootloader = common::assemble_bootloader(testdata);
     let dtb = common::testdata_file(testdata, common::DTB_M6_VENDOR);
+    let spi_bootloader = common::assemble_spi_image(testdata);
     let bootloader_file = work.path().join("u-boot-rockchip.bin");
+    let spi_file = work.path().join("u-boot-rockchip-spi.bin");
     let dtb_file = work.path().join("rk3588s-nanopi-m6.dtb");
     std::fs::write(&bootloader_file, &bootloader).unwrap();
+    std::fs::write(&spi_file, &spi_bootloader).unwrap();
     std::fs::write(&dtb_file, &dtb).unwrap();
     let overlay = work.path().join("nanopi-m6-overlay.oci.tar");
     let target_dir = rockusb_testkit::workspace_root().join("target/nanopi-m6-cross");
@@ -72,6 +79,8 @@ fn build(testdata: &Path) -> Built {
             .arg(&bootloader_file)
             .arg("--dtb")
             .arg(&dtb_file)
+            .arg("--spi-bootloader")
+            .arg(&spi_file)
             .arg("--output")
             .arg(&overlay)
             .args(["--tag", "test"])
@@ -81,11 +90,45 @@ fn build(testdata: &Path) -> Built {
             .env_remove("RUSTFLAGS")
             .env_remove("RUSTC"),
     );
+    let amd64 = target_dir.join("x86_64-unknown-linux-gnu/release/nanopi-m6");
+    let arm64 = target_dir.join("aarch64-unknown-linux-gnu/release/nanopi-m6");
+    // The other two formats from the same static binaries, with the packer just built.
+    let packer = target_dir.join("x86_64-unknown-linux-gnu/release/nanopi-m6-overlay");
+    let overlay_dir = work.path().join("overlay-oci");
+    let tree_tar_arm64 = work.path().join("overlay-tree-arm64.tar");
+    for (format, output) in [("oci-dir", &overlay_dir), ("tree-tar", &tree_tar_arm64)] {
+        let mut command = Command::new(&packer);
+        command
+            .arg("pack")
+            .arg("--installer-amd64")
+            .arg(&amd64)
+            .arg("--installer-arm64")
+            .arg(&arm64)
+            .arg("--bootloader")
+            .arg(&bootloader_file)
+            .arg("--spi-bootloader")
+            .arg(&spi_file)
+            .arg("--dtb")
+            .arg(&dtb_file)
+            .arg("--profile")
+            .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join("profiles/nanopi-m6.yaml"))
+            .args(["--tag", "test", "--format", format])
+            .arg("--output")
+            .arg(output)
+            .env("SOURCE_DATE_EPOCH", "0");
+        if format == "tree-tar" {
+            command.args(["--arch", "arm64"]);
+        }
+        rockusb_testkit::run(&mut command);
+    }
     Built {
-        amd64: target_dir.join("x86_64-unknown-linux-gnu/release/nanopi-m6"),
-        arm64: target_dir.join("aarch64-unknown-linux-gnu/release/nanopi-m6"),
+        amd64,
+        arm64,
         overlay,
+        overlay_dir,
+        tree_tar_arm64,
         bootloader,
+        spi_bootloader,
         dtb,
         _work: work,
     }
@@ -183,15 +226,68 @@ fn tar_entries(tar: &Path) -> Vec<(char, String)> {
         .collect()
 }
 
+const OVERLAY_FILES: [&str; 5] = [
+    "artifacts/arm64/dtb/rockchip/rk3588s-nanopi-m6.dtb",
+    "artifacts/arm64/u-boot/nanopi-m6/u-boot-rockchip-spi.bin",
+    "artifacts/arm64/u-boot/nanopi-m6/u-boot-rockchip.bin",
+    "installers/nanopi-m6",
+    "profiles/nanopi-m6.yaml",
+];
+
 #[test]
-fn skopeo_accepts_the_overlay_for_amd64_and_arm64_with_exactly_the_overlay_files() {
+fn skopeo_accepts_the_overlay_archive_for_amd64_and_arm64_with_exactly_the_overlay_files() {
     let Some((built, _)) = built("skopeo_overlay_image") else {
         return;
     };
-    let archive = format!("oci-archive:{}", built.overlay.display());
+    check_with_skopeo(
+        built,
+        &format!("oci-archive:{}:test", built.overlay.display()),
+    );
+}
 
+#[test]
+fn skopeo_accepts_the_overlay_oci_dir_for_amd64_and_arm64() {
+    let Some((built, _)) = built("skopeo_overlay_oci_dir") else {
+        return;
+    };
+    check_with_skopeo(built, &format!("oci:{}:test", built.overlay_dir.display()));
+}
+
+#[test]
+fn the_arm64_tree_tar_holds_the_arm64_installer_and_it_runs() {
+    let Some((built, _)) = built("tree_tar_arm64") else {
+        return;
+    };
+    let files: Vec<String> = tar_entries(&built.tree_tar_arm64)
+        .into_iter()
+        .filter(|(kind, _)| *kind == '-')
+        .map(|(_, path)| path)
+        .collect();
+    let mut sorted = files.clone();
+    sorted.sort();
+    assert_eq!(sorted, OVERLAY_FILES);
+    let root = tempfile::tempdir().unwrap();
+    rockusb_testkit::run(
+        Command::new("tar")
+            .arg("-xf")
+            .arg(&built.tree_tar_arm64)
+            .arg("-C")
+            .arg(root.path()),
+    );
+    let installer = root.path().join("installers/nanopi-m6");
+    assert_eq!(
+        std::fs::read(&installer).unwrap(),
+        std::fs::read(&built.arm64).unwrap()
+    );
+    common::check_get_options_empty_map(&Installer {
+        program: installer,
+        emulator: Some(PathBuf::from("qemu-aarch64-static")),
+    });
+}
+
+fn check_with_skopeo(built: &Built, archive: &str) {
     let raw: serde_json::Value =
-        serde_json::from_slice(&skopeo("amd64", &["inspect", "--raw", &archive])).unwrap();
+        serde_json::from_slice(&skopeo("amd64", &["inspect", "--raw", archive])).unwrap();
     assert_eq!(raw["mediaType"], "application/vnd.oci.image.index.v1+json");
     let platforms: Vec<String> = raw["manifests"]
         .as_array()
@@ -209,7 +305,7 @@ fn skopeo_accepts_the_overlay_for_amd64_and_arm64_with_exactly_the_overlay_files
 
     for (arch, binary) in [("amd64", &built.amd64), ("arm64", &built.arm64)] {
         let inspect: serde_json::Value =
-            serde_json::from_slice(&skopeo(arch, &["inspect", &archive])).unwrap();
+            serde_json::from_slice(&skopeo(arch, &["inspect", archive])).unwrap();
         assert_eq!(inspect["Architecture"], arch);
         assert_eq!(inspect["Os"], "linux");
         assert_eq!(inspect["Layers"].as_array().unwrap().len(), 1);
@@ -217,7 +313,7 @@ fn skopeo_accepts_the_overlay_for_amd64_and_arm64_with_exactly_the_overlay_files
         // Copy the platform's image out and read its one layer.
         let out = tempfile::tempdir().unwrap();
         let dir = out.path().join("image");
-        skopeo(arch, &["copy", &archive, &format!("dir:{}", dir.display())]);
+        skopeo(arch, &["copy", archive, &format!("dir:{}", dir.display())]);
         let manifest: serde_json::Value =
             serde_json::from_slice(&std::fs::read(dir.join("manifest.json")).unwrap()).unwrap();
         let layer_digest = manifest["layers"][0]["digest"].as_str().unwrap();
@@ -227,15 +323,9 @@ fn skopeo_accepts_the_overlay_for_amd64_and_arm64_with_exactly_the_overlay_files
             .filter(|(kind, _)| *kind == '-')
             .map(|(_, path)| path)
             .collect();
-        assert_eq!(
-            files,
-            [
-                "artifacts/arm64/dtb/rockchip/rk3588s-nanopi-m6.dtb",
-                "artifacts/arm64/u-boot/nanopi-m6/u-boot-rockchip.bin",
-                "installers/nanopi-m6",
-                "profiles/nanopi-m6.yaml",
-            ]
-        );
+        let mut sorted = files.clone();
+        sorted.sort();
+        assert_eq!(sorted, OVERLAY_FILES);
         let root = out.path().join("root");
         std::fs::create_dir(&root).unwrap();
         rockusb_testkit::run(
@@ -254,6 +344,10 @@ fn skopeo_accepts_the_overlay_for_amd64_and_arm64_with_exactly_the_overlay_files
         assert_eq!(
             read("artifacts/arm64/u-boot/nanopi-m6/u-boot-rockchip.bin"),
             built.bootloader
+        );
+        assert_eq!(
+            read("artifacts/arm64/u-boot/nanopi-m6/u-boot-rockchip-spi.bin"),
+            built.spi_bootloader
         );
         assert_eq!(
             read("artifacts/arm64/dtb/rockchip/rk3588s-nanopi-m6.dtb"),

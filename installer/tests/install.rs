@@ -25,6 +25,28 @@ fn install_in_image_mode_also_fills_the_staged_esp() {
 }
 
 #[test]
+fn install_accepts_a_partitionless_gpt_and_an_all_zero_disk_with_an_empty_prefix() {
+    let Some(testdata) = rockusb_testkit::testdata("install_before_partitioning") else {
+        return;
+    };
+    if !rockusb_testkit::tool("install_before_partitioning", "sgdisk", "gdisk") {
+        return;
+    }
+    common::check_install_before_partitioning(&Installer::native(), &testdata);
+}
+
+#[test]
+fn install_with_spi_boot_leaves_the_disk_alone() {
+    let Some(testdata) = rockusb_testkit::testdata("install_spi_boot") else {
+        return;
+    };
+    if !rockusb_testkit::tool("install_spi_boot", "sgdisk", "gdisk") {
+        return;
+    }
+    common::check_install_spi_boot(&Installer::native(), &testdata);
+}
+
+#[test]
 fn install_refuses_bad_inputs_and_leaves_the_disk_unchanged() {
     let Some(testdata) = rockusb_testkit::testdata("install_refusals") else {
         return;

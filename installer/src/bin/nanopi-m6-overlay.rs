@@ -1,24 +1,36 @@
 //! `nanopi-m6-overlay`: build-time companion of the `nanopi-m6` installer.
 //!
 //! - `check-dtb FILE...` runs the DTB gate on each file.
-//! - `pack ...` validates the overlay inputs and writes the OCI image archive.
+//! - `pack ...` validates the overlay inputs and writes the overlay image: an OCI archive,
+//!   an OCI layout directory, or one platform's overlay tree as a flat tar.
 
 #![forbid(unsafe_code)]
 
 use nanopi_m6_installer::dtb_gate;
 use nanopi_m6_installer::error_chain;
-use nanopi_m6_installer::oci::{Arch, OverlayTree};
+use nanopi_m6_installer::oci::{Arch, OverlayTree, PackFormat};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 const USAGE: &str = "usage:
   nanopi-m6-overlay check-dtb FILE.dtb...
   nanopi-m6-overlay pack --installer-amd64 FILE --installer-arm64 FILE
-                         --bootloader u-boot-rockchip.bin --dtb FILE.dtb [--dtb FILE.dtb]
-                         --profile nanopi-m6.yaml --output overlay.oci.tar [--tag TAG]
+                         --bootloader u-boot-rockchip.bin [--spi-bootloader u-boot-rockchip-spi.bin]
+                         --dtb FILE.dtb [--dtb FILE.dtb] --profile nanopi-m6.yaml
+                         --output PATH [--format oci-archive|oci-dir|tree-tar] [--tag TAG]
+                         [--arch amd64|arm64]
 
-pack stamps every entry with SOURCE_DATE_EPOCH (default 0), so equal inputs give an
-identical archive. Publish it with: skopeo copy --all oci-archive:overlay.oci.tar docker://REGISTRY/IMAGE:TAG";
+formats:
+  oci-archive  (default) the OCI image layout in one tar, for both platforms; publish it with
+               skopeo copy --all oci-archive:PATH:TAG docker://REGISTRY/IMAGE:TAG
+  oci-dir      the same layout unpacked into the directory PATH (missing or empty), for a
+               profile's overlay.image.ociPath, or skopeo's oci:PATH:TAG
+  tree-tar     the overlay tree (installers/, artifacts/, profiles/) of one platform as a
+               flat tar, for a profile's overlay.image.tarballPath; --arch picks the platform
+               (default: this machine's), and only that platform's installer is needed
+
+pack stamps every entry with SOURCE_DATE_EPOCH (default 0), so equal inputs give identical
+bytes.";
 
 fn read(path: &Path) -> Result<Vec<u8>, String> {
     std::fs::read(path).map_err(|e| format!("cannot read {}: {e}", path.display()))
@@ -57,7 +69,10 @@ fn pack(args: &[String]) -> Result<(), String> {
     let mut output: Option<PathBuf> = None;
     let mut profile: Option<PathBuf> = None;
     let mut bootloader: Option<PathBuf> = None;
+    let mut spi_bootloader: Option<PathBuf> = None;
     let mut tag = "latest".to_owned();
+    let mut format = PackFormat::OciArchive;
+    let mut arch: Option<Arch> = None;
     let mut rest = args.iter();
     while let Some(flag) = rest.next() {
         let value = rest
@@ -70,6 +85,18 @@ fn pack(args: &[String]) -> Result<(), String> {
                 tree.installers.insert(arch, read(Path::new(value))?);
             }
             "--bootloader" => bootloader = Some(PathBuf::from(value)),
+            "--spi-bootloader" => spi_bootloader = Some(PathBuf::from(value)),
+            "--format" => {
+                format = PackFormat::parse(value).ok_or_else(|| {
+                    format!("unknown --format {value:?}; use {}", PackFormat::NAMES)
+                })?;
+            }
+            "--arch" => {
+                arch = Some(
+                    Arch::parse(value)
+                        .ok_or_else(|| format!("unknown --arch {value:?}; use amd64 or arm64"))?,
+                );
+            }
             "--dtb" => {
                 let path = Path::new(value);
                 let name = path
@@ -87,8 +114,15 @@ fn pack(args: &[String]) -> Result<(), String> {
     let need =
         |v: Option<PathBuf>, flag: &str| v.ok_or_else(|| format!("pack needs {flag}\n{USAGE}"));
     tree.bootloader = read(&need(bootloader, "--bootloader")?)?;
+    tree.spi_bootloader = spi_bootloader.as_deref().map(read).transpose()?;
     tree.profile = read(&need(profile, "--profile")?)?;
     let output = need(output, "--output")?;
+    if arch.is_some() && format != PackFormat::TreeTar {
+        return Err(
+            "--arch applies to --format tree-tar only; the OCI formats carry both platforms"
+                .to_owned(),
+        );
+    }
     let mtime = match std::env::var("SOURCE_DATE_EPOCH") {
         Ok(text) => text
             .trim()
@@ -96,17 +130,56 @@ fn pack(args: &[String]) -> Result<(), String> {
             .map_err(|_| format!("SOURCE_DATE_EPOCH {text:?} is not a number of seconds"))?,
         Err(_) => 0,
     };
-    let packed = tree.pack(&tag, mtime).map_err(|e| error_chain(&e))?;
-    std::fs::write(&output, &packed.archive)
-        .map_err(|e| format!("cannot write {}: {e}", output.display()))?;
-    println!(
-        "wrote {} ({} bytes)",
-        output.display(),
-        packed.archive.len()
-    );
-    println!("image index {} (tag {tag})", packed.index_digest);
-    for (arch, digest) in &packed.manifests {
-        println!("  linux/{}: {digest}", arch.oci_name());
+    let write = |bytes: &[u8]| {
+        std::fs::write(&output, bytes)
+            .map_err(|e| format!("cannot write {}: {e}", output.display()))
+    };
+    match format {
+        PackFormat::TreeTar => {
+            let arch = match arch.or_else(Arch::host) {
+                Some(arch) => arch,
+                None => {
+                    return Err(format!(
+                        "this machine ({}) has no overlay installer; pass --arch amd64 or --arch arm64",
+                        std::env::consts::ARCH
+                    ));
+                }
+            };
+            let tar = tree.tree_tar(arch, mtime).map_err(|e| error_chain(&e))?;
+            write(&tar)?;
+            println!(
+                "wrote {} ({} bytes): the linux/{} overlay tree, for overlay.image.tarballPath",
+                output.display(),
+                tar.len(),
+                arch.oci_name()
+            );
+        }
+        PackFormat::OciArchive | PackFormat::OciDir => {
+            let layout = tree
+                .image_layout(&tag, mtime)
+                .map_err(|e| error_chain(&e))?;
+            if format == PackFormat::OciDir {
+                layout.write_dir(&output).map_err(|e| error_chain(&e))?;
+                println!(
+                    "wrote the OCI layout {} (use it as overlay.image.ociPath, or oci:{}:{tag})",
+                    output.display(),
+                    output.display()
+                );
+            } else {
+                let archive = layout.to_archive(mtime).map_err(|e| error_chain(&e))?;
+                write(&archive)?;
+                println!(
+                    "wrote {} ({} bytes); publish with skopeo copy --all oci-archive:{}:{tag} docker://REGISTRY/IMAGE:{tag}",
+                    output.display(),
+                    archive.len(),
+                    output.display()
+                );
+            }
+            println!("image index {} (tag {tag})", layout.index_digest);
+            for (arch, digest) in &layout.manifests {
+                println!("  linux/{}: {digest}", arch.oci_name());
+            }
+        }
     }
     Ok(())
 }

@@ -74,6 +74,27 @@ pub fn assemble_bootloader(testdata: &Path) -> Vec<u8> {
     image
 }
 
+/// Where mainline U-Boot's `u-boot-rockchip-spi.bin` puts the FIT: the M6 defconfig's
+/// `CONFIG_SYS_SPI_U_BOOT_OFFS`.
+pub const SPI_ITB_OFFSET: usize = 0x60000;
+
+/// A `u-boot-rockchip-spi.bin` laid out like the real RK3566 one in the shared test data
+/// (`uboot/ophub-u-boot__orangepi-3b__u-boot-rockchip-spi.bin`): 0xFF fill, the RKNS
+/// idbloader at 0x8000, `u-boot.itb` at 0x60000, here with the RK3588 pieces.
+pub fn assemble_spi_image(testdata: &Path) -> Vec<u8> {
+    let idbloader = testdata_file(testdata, IDBLOADER);
+    let itb = testdata_file(testdata, UBOOT_ITB);
+    let mut image = vec![0xFFu8; 0x8000];
+    image.extend_from_slice(&idbloader);
+    assert!(
+        image.len() <= SPI_ITB_OFFSET,
+        "idbloader overlaps the SPI itb slot"
+    );
+    image.resize(SPI_ITB_OFFSET, 0xFF);
+    image.extend_from_slice(&itb);
+    image
+}
+
 /// A deterministic, non-zero pattern, so "untouched" can be checked byte for byte.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
     let mut state = seed | 1;
@@ -193,6 +214,7 @@ pub fn check_get_options_empty_map(installer: &Installer) {
         [
             "console=tty0",
             "console=ttyS2,1500000n8",
+            "cma=128MB",
             "sysctl.kernel.kexec_load_disabled=1",
             "talos.dashboard.disabled=1"
         ]
@@ -259,12 +281,12 @@ pub fn check_bad_yaml_and_bad_options_fail(installer: &Installer) {
 pub fn check_unknown_options_are_ignored_with_a_warning(installer: &Installer) {
     let out = installer.run(
         &["get-options"],
-        "spi_boot: \"true\"\nconsole-baud: \"115200\"\n",
+        "spi-boot: \"true\"\nconsole-baud: \"115200\"\n",
     );
     assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
     let stderr = text(&out.stderr);
     assert!(
-        stderr.contains("ignoring unknown overlay options [\"console-baud\", \"spi_boot\"]"),
+        stderr.contains("ignoring unknown overlay options [\"console-baud\", \"spi-boot\"]"),
         "{stderr}"
     );
     let reply: yaml_serde::Value = yaml_serde::from_slice(&out.stdout).unwrap();
@@ -457,16 +479,39 @@ pub fn check_install_refusals(installer: &Installer, testdata: &Path) {
         "another board",
     );
 
-    // A disk partitioned the ordinary way (entries at LBA 2, partitions from 1 MiB)
-    // would lose its partitions to the bootloader.
+    // A disk partitioned the ordinary way (entries at LBA 2, a partition from 1 MiB to
+    // 9 MiB, inside 32 KiB–10 MiB) would lose that partition to the bootloader; the
+    // message names it and explains the Talos 1.13 fresh-install case.
     let plain = work.path().join("plain.raw");
     std::fs::write(&plain, pattern(IMAGE_LEN as usize, 7)).unwrap();
     rockusb_testkit::run(
         Command::new("sgdisk")
-            .args(["-n", "1:2048:+8M"])
+            .args(["-n", "1:2048:+8M", "-c", "1:old-root"])
             .arg(&plain),
     );
-    check_refused(installer, &plain, &bootloader, &dtb, "first usable sector");
+    check_refused(
+        installer,
+        &plain,
+        &bootloader,
+        &dtb,
+        "GPT partition 1 (old-root) (bytes 1048576..9437184) overlaps the bootloader area",
+    );
+    check_refused(
+        installer,
+        &plain,
+        &bootloader,
+        &dtb,
+        "on a fresh Talos 1.13 install the overlay runs before Talos wipes and partitions",
+    );
+    // A partition that only starts inside the area (9 MiB) is refused too.
+    let late = work.path().join("late.raw");
+    std::fs::write(&late, pattern(IMAGE_LEN as usize, 8)).unwrap();
+    rockusb_testkit::run(
+        Command::new("sgdisk")
+            .args(["-n", "1:18432:+4M"])
+            .arg(&late),
+    );
+    check_refused(installer, &late, &bootloader, &dtb, "GPT partition 1");
 
     // A partition is not a disk: too small to hold the bootloader.
     let small = work.path().join("small.raw");
@@ -501,8 +546,154 @@ pub fn check_install_refusals(installer: &Installer, testdata: &Path) {
     assert_failed(&out, "u-boot-rockchip.bin");
 }
 
+/// Runs `install` on `disk` with an empty `mountPrefix` (the on-node form) and returns its
+/// stdout. Refuses to run where an ESP is mounted at `/boot/EFI`: the installer would put
+/// the DTB into this machine's ESP.
+fn install_with_empty_prefix(
+    installer: &Installer,
+    test: &str,
+    disk: &Path,
+    artifacts: &Path,
+    options: &[(&str, &str)],
+) -> Option<String> {
+    if nanopi_m6_installer::dtb_install::is_mount_point(Path::new("/boot/EFI")) {
+        rockusb_testkit::missing(
+            test,
+            "a machine without an ESP mounted at /boot/EFI",
+            "run this test in a container or VM: with an empty mountPrefix the installer writes to /boot/EFI",
+        );
+        return None;
+    }
+    let mut yaml = format!(
+        "installDisk: {}\nmountPrefix: \"\"\nartifactsPath: {}\n",
+        disk.display(),
+        artifacts.display()
+    );
+    if !options.is_empty() {
+        yaml.push_str("extraOptions:\n");
+        for (k, v) in options {
+            yaml.push_str(&format!("  {k}: {v}\n"));
+        }
+    }
+    let out = installer.run(&["install"], &yaml);
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    Some(text(&out.stdout))
+}
+
+/// Talos 1.13 fresh installs run the overlay before the disk is partitioned: a GPT with no
+/// partitions (`sgdisk -o`: entries at LBA 2, first usable LBA 34) and an all-zero disk
+/// with an empty `mountPrefix` must both take the bootloader, and only it.
+pub fn check_install_before_partitioning(installer: &Installer, testdata: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    let bootloader = assemble_bootloader(testdata);
+    let dtb = testdata_file(testdata, DTB_M6_VENDOR);
+    let artifacts = artifacts(work.path(), &bootloader, &[("rk3588s-nanopi-m6.dtb", &dtb)]);
+    let start = NANOPI_M6.bootloader_offset() as usize;
+    let end = start + bootloader.len();
+
+    // A partition-less GPT, staged prefix.
+    let empty_gpt = work.path().join("empty-gpt.raw");
+    std::fs::write(&empty_gpt, pattern(IMAGE_LEN as usize, 34)).unwrap();
+    rockusb_testkit::run(Command::new("sgdisk").arg("-o").arg(&empty_gpt));
+    let table = sgdisk_print(&empty_gpt);
+    assert!(
+        table.contains("First usable sector is 34"),
+        "sgdisk -o no longer makes the 1.13 case: {table}"
+    );
+    let before = std::fs::read(&empty_gpt).unwrap();
+    let prefix = work.path().join("staging");
+    std::fs::create_dir(&prefix).unwrap();
+    let out = installer.run(
+        &["install"],
+        &install_yaml_v3(&empty_gpt, &prefix, &artifacts, &[]),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+    let after = std::fs::read(&empty_gpt).unwrap();
+    assert_eq!(&after[start..end], &bootloader[..]);
+    assert_eq!(&after[..start], &before[..start], "PMBR or GPT changed");
+    assert_eq!(
+        &after[end..],
+        &before[end..],
+        "bytes after the bootloader changed"
+    );
+    assert_eq!(sgdisk_print(&empty_gpt), table);
+
+    // An all-zero disk with an empty mountPrefix, as the 1.13 installer passes it.
+    let zero = work.path().join("zero.raw");
+    std::fs::write(&zero, vec![0u8; IMAGE_LEN as usize]).unwrap();
+    let Some(stdout) = install_with_empty_prefix(
+        installer,
+        "install_before_partitioning_empty_prefix",
+        &zero,
+        &artifacts,
+        &[],
+    ) else {
+        return;
+    };
+    assert!(stdout.contains("wrote u-boot-rockchip.bin"), "{stdout}");
+    assert!(
+        stdout.contains("no ESP is mounted at /boot/EFI"),
+        "the DTB must be left for the upgrade: {stdout}"
+    );
+    let after = std::fs::read(&zero).unwrap();
+    assert_eq!(&after[start..end], &bootloader[..]);
+    assert!(after[..start].iter().all(|&b| b == 0));
+    assert!(after[end..].iter().all(|&b| b == 0));
+}
+
+/// `spi_boot: true` leaves the disk byte for byte as it was and still installs the DTB;
+/// `false` (and the string form the imager CLI sends) writes the bootloader.
+pub fn check_install_spi_boot(installer: &Installer, testdata: &Path) {
+    let work = tempfile::tempdir().unwrap();
+    let bootloader = assemble_bootloader(testdata);
+    let dtb = testdata_file(testdata, DTB_M6_VENDOR);
+    let artifacts = artifacts(work.path(), &bootloader, &[("rk3588s-nanopi-m6.dtb", &dtb)]);
+    let start = NANOPI_M6.bootloader_offset() as usize;
+    for (value, writes) in [("true", false), ("\"true\"", false), ("false", true)] {
+        let disk = work.path().join("disk.raw");
+        talos_image(&disk);
+        let before = std::fs::read(&disk).unwrap();
+        let prefix = work.path().join(format!("staging-{}", value.len()));
+        std::fs::create_dir(&prefix).unwrap();
+        let out = installer.run(
+            &["install"],
+            &install_yaml_v3(&disk, &prefix, &artifacts, &[("spi_boot", value)]),
+        );
+        assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+        assert!(out.stderr.is_empty(), "stderr: {}", text(&out.stderr));
+        let stdout = text(&out.stdout);
+        let after = std::fs::read(&disk).unwrap();
+        if writes {
+            assert!(stdout.contains("wrote u-boot-rockchip.bin"), "{stdout}");
+            assert_eq!(&after[start..start + bootloader.len()], &bootloader[..]);
+        } else {
+            assert!(
+                stdout.contains("spi_boot: U-Boot runs from the SPI-NOR"),
+                "{stdout}"
+            );
+            assert!(after == before, "spi_boot {value} changed the disk");
+        }
+        let dtb_file = prefix.join("boot/EFI/dtb/rockchip/rk3588s-nanopi-m6.dtb");
+        assert_eq!(std::fs::read(&dtb_file).unwrap(), dtb, "spi_boot {value}");
+    }
+    // With spi_boot the eMMC bootloader is not needed: an overlay without it still installs.
+    let no_uboot = work.path().join("no-uboot");
+    let artifacts = self::artifacts(&no_uboot, &bootloader, &[("rk3588s-nanopi-m6.dtb", &dtb)]);
+    std::fs::remove_file(artifacts.join("arm64/u-boot/nanopi-m6/u-boot-rockchip.bin")).unwrap();
+    let disk = work.path().join("disk.raw");
+    let prefix = no_uboot.join("staging");
+    std::fs::create_dir(&prefix).unwrap();
+    let out = installer.run(
+        &["install"],
+        &install_yaml_v3(&disk, &prefix, &artifacts, &[("spi_boot", "true")]),
+    );
+    assert_eq!(out.status.code(), Some(0), "stderr: {}", text(&out.stderr));
+}
+
 pub fn check_install(installer: &Installer, testdata: &Path) {
     check_install_on_talos_image(installer, testdata);
     check_install_image_mode_with_staged_esp(installer, testdata);
+    check_install_before_partitioning(installer, testdata);
+    check_install_spi_boot(installer, testdata);
     check_install_refusals(installer, testdata);
 }

@@ -1,0 +1,100 @@
+//! The way the optional `u-boot-rockchip-spi.bin` reaches the board: from MaskROM,
+//! `rockusb flash --storage spinor u-boot-rockchip-spi.bin`. Run against the virtual
+//! NanoPi M6 (16 MiB SPI-NOR), then read back over the same protocol and compared.
+//!
+//! `rockusb` is a sibling package, so this test builds it into `target/nanopi-m6-rockusb`
+//! (a target directory of its own, so it never waits on the lock of the `cargo test`
+//! running it), or uses `ROCKUSB_BIN` when set.
+
+mod common;
+
+use nanopi_m6_installer::bootloader;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const LOADER: &str = "loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin";
+
+fn rockusb_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("ROCKUSB_BIN") {
+        return PathBuf::from(path);
+    }
+    let target_dir = rockusb_testkit::workspace_root().join("target/nanopi-m6-rockusb");
+    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+    rockusb_testkit::run(
+        Command::new(cargo)
+            .args(["build", "-p", "rockusb", "--bin", "rockusb", "--target-dir"])
+            .arg(&target_dir)
+            .arg("--manifest-path")
+            .arg(rockusb_testkit::workspace_root().join("Cargo.toml"))
+            .env_remove("RUSTFLAGS")
+            .env_remove("RUSTC"),
+    );
+    target_dir.join("debug/rockusb")
+}
+
+fn rockusb(binary: &Path, state: &Path, args: &[&str]) -> String {
+    common::text(&rockusb_testkit::run(
+        Command::new(binary)
+            .args(["--virtual", "nanopi-m6"])
+            .args(args)
+            .env("ROCKUSB_VIRTUAL_DIR", state),
+    ))
+}
+
+#[test]
+fn the_spi_image_flashed_to_the_virtual_spi_nor_reads_back_equal() {
+    let Some(testdata) = rockusb_testkit::testdata("spi_image_to_spi_nor") else {
+        return;
+    };
+    let image = common::assemble_spi_image(&testdata);
+    // What `nanopi-m6-overlay pack --spi-bootloader` checks.
+    bootloader::validate_spi(&image).unwrap();
+
+    let work = tempfile::tempdir().unwrap();
+    let file = work.path().join("u-boot-rockchip-spi.bin");
+    std::fs::write(&file, &image).unwrap();
+    let state = work.path().join("virtual");
+    let binary = rockusb_binary();
+    let loader = testdata.join(LOADER);
+
+    // The virtual board powers on in MaskROM: --loader brings up the usbplug first.
+    let out = rockusb(
+        &binary,
+        &state,
+        &[
+            "flash",
+            "--loader",
+            loader.to_str().unwrap(),
+            "--storage",
+            "spinor",
+            file.to_str().unwrap(),
+        ],
+    );
+    assert!(out.contains("onto the spinor"), "{out}");
+
+    assert_eq!(
+        rockusb(&binary, &state, &["storage", "spinor"]).trim(),
+        "storage: spinor"
+    );
+    let back = work.path().join("back.bin");
+    let sectors = image.len().div_ceil(512).to_string();
+    rockusb(
+        &binary,
+        &state,
+        &["read", "0", &sectors, "-o", back.to_str().unwrap()],
+    );
+    assert_eq!(std::fs::read(&back).unwrap(), image, "SPI-NOR read-back");
+
+    // The board's SPI-NOR is 16 MiB and the image went nowhere else.
+    let board = state.join("nanopi-m6");
+    let spinor = std::fs::read(board.join("spinor.img")).unwrap();
+    assert_eq!(spinor.len(), 16 * 1024 * 1024);
+    assert_eq!(&spinor[..image.len()], &image[..]);
+    // The eMMC file is sparse and large: look at its first 16 MiB only.
+    if let Ok(emmc) = std::fs::File::open(board.join("emmc.img")) {
+        let mut head = Vec::new();
+        emmc.take(16 * 1024 * 1024).read_to_end(&mut head).unwrap();
+        assert!(head.iter().all(|&b| b == 0), "the eMMC was written");
+    }
+}
