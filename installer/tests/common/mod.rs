@@ -13,8 +13,7 @@ pub const DTB_M6_VENDOR: &str = "dtb/nanopi-m6__friendlyelec-vendor__rk3588s-nan
 pub const DTB_M6_ARMBIAN: &str = "dtb/armbian-vendor-6.1.115__rk3588s-nanopi-m6.dtb";
 pub const DTB_R6S: &str = "dtb/armbian-vendor-6.1.115__rk3588s-nanopi-r6s.dtb";
 pub const DTB_ORANGEPI5: &str = "dtb/armbian-vendor-6.1.115__rk3588s-orangepi-5.dtb";
-pub const IDBLOADER: &str = "idbloader/stvhay-uboot-rk3588__rock5b__idbloader.img";
-pub const UBOOT_ITB: &str = "uboot/stvhay-uboot-rk3588__rock5b__u-boot.itb";
+pub use rockusb_testkit::uboot::{IDBLOADER, UBOOT_ITB};
 
 /// An installer executable, run directly or through an emulator.
 #[derive(Debug, Clone)]
@@ -74,26 +73,7 @@ pub fn assemble_bootloader(testdata: &Path) -> Vec<u8> {
     image
 }
 
-/// Where mainline U-Boot's `u-boot-rockchip-spi.bin` puts the FIT: the M6 defconfig's
-/// `CONFIG_SYS_SPI_U_BOOT_OFFS`.
-pub const SPI_ITB_OFFSET: usize = 0x60000;
-
-/// A `u-boot-rockchip-spi.bin` laid out like the real RK3566 one in the shared test data
-/// (`uboot/ophub-u-boot__orangepi-3b__u-boot-rockchip-spi.bin`): 0xFF fill, the RKNS
-/// idbloader at 0x8000, `u-boot.itb` at 0x60000, here with the RK3588 pieces.
-pub fn assemble_spi_image(testdata: &Path) -> Vec<u8> {
-    let idbloader = testdata_file(testdata, IDBLOADER);
-    let itb = testdata_file(testdata, UBOOT_ITB);
-    let mut image = vec![0xFFu8; 0x8000];
-    image.extend_from_slice(&idbloader);
-    assert!(
-        image.len() <= SPI_ITB_OFFSET,
-        "idbloader overlaps the SPI itb slot"
-    );
-    image.resize(SPI_ITB_OFFSET, 0xFF);
-    image.extend_from_slice(&itb);
-    image
-}
+pub use rockusb_testkit::uboot::{SPI_ITB_OFFSET, spi_image as assemble_spi_image};
 
 /// A deterministic, non-zero pattern, so "untouched" can be checked byte for byte.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {

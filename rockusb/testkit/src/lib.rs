@@ -100,3 +100,4 @@ pub fn run(cmd: &mut Command) -> Vec<u8> {
 }
 pub mod fs;
 pub mod talos;
+pub mod uboot;

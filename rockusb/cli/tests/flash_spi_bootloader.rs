@@ -1,12 +1,6 @@
 //! The way the optional `u-boot-rockchip-spi.bin` reaches the board: from MaskROM,
 //! `rockusb flash --storage spinor u-boot-rockchip-spi.bin`. Run against the virtual
 //! NanoPi M6 (16 MiB SPI-NOR), then read back over the same protocol and compared.
-//!
-//! `rockusb` is a sibling package, so this test builds it into `target/nanopi-m6-rockusb`
-//! (a target directory of its own, so it never waits on the lock of the `cargo test`
-//! running it), or uses `ROCKUSB_BIN` when set.
-
-mod common;
 
 use nanopi_m6_installer::bootloader;
 use std::io::Read;
@@ -16,30 +10,17 @@ use std::process::Command;
 const LOADER: &str = "loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin";
 
 fn rockusb_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("ROCKUSB_BIN") {
-        return PathBuf::from(path);
-    }
-    let target_dir = rockusb_testkit::workspace_root().join("target/nanopi-m6-rockusb");
-    let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
-    rockusb_testkit::run(
-        Command::new(cargo)
-            .args(["build", "-p", "rockusb", "--bin", "rockusb", "--target-dir"])
-            .arg(&target_dir)
-            .arg("--manifest-path")
-            .arg(rockusb_testkit::workspace_root().join("Cargo.toml"))
-            .env_remove("RUSTFLAGS")
-            .env_remove("RUSTC"),
-    );
-    target_dir.join("debug/rockusb")
+    PathBuf::from(env!("CARGO_BIN_EXE_rockusb"))
 }
 
 fn rockusb(binary: &Path, state: &Path, args: &[&str]) -> String {
-    common::text(&rockusb_testkit::run(
+    String::from_utf8_lossy(&rockusb_testkit::run(
         Command::new(binary)
             .args(["--virtual", "nanopi-m6"])
             .args(args)
             .env("ROCKUSB_VIRTUAL_DIR", state),
     ))
+    .into_owned()
 }
 
 #[test]
@@ -47,7 +28,7 @@ fn the_spi_image_flashed_to_the_virtual_spi_nor_reads_back_equal() {
     let Some(testdata) = rockusb_testkit::testdata("spi_image_to_spi_nor") else {
         return;
     };
-    let image = common::assemble_spi_image(&testdata);
+    let image = rockusb_testkit::uboot::spi_image(&testdata);
     // What `nanopi-m6-overlay pack --spi-bootloader` checks.
     bootloader::validate_spi(&image).unwrap();
 
