@@ -73,7 +73,10 @@ pub fn assemble_bootloader(testdata: &Path) -> Vec<u8> {
     image
 }
 
-pub use rockusb_testkit::uboot::{SPI_ITB_OFFSET, spi_image as assemble_spi_image};
+/// `u-boot-rockchip-spi.bin` from the shared pieces (see the testkit).
+pub fn assemble_spi_image(testdata: &Path) -> Vec<u8> {
+    rockusb_testkit::uboot::spi_image(testdata)
+}
 
 /// A deterministic, non-zero pattern, so "untouched" can be checked byte for byte.
 pub fn pattern(len: usize, seed: u64) -> Vec<u8> {
