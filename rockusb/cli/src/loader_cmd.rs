@@ -58,143 +58,158 @@ pub enum LoaderCommand {
 
 pub fn run(command: LoaderCommand, out: &Output) -> Result<()> {
     match command {
-        LoaderCommand::Info { file } => {
-            let container = parse(&file)?;
-            let info = report::info(&container);
-            out.result(&info, || {
-                let mut lines = vec![format!(
-                    "{}: {} loader for {} (chip code {}), version {}, released {}{}{}",
-                    file.display(),
-                    info.magic.trim(),
-                    info.soc.unwrap_or("an unknown SoC"),
-                    info.chip,
-                    info.version,
-                    info.release_time,
-                    if info.signed { ", signed" } else { "" },
-                    if info.standin {
-                        ", STAND-IN (virtual board only)"
-                    } else {
-                        ""
-                    },
-                )];
-                for e in &info.entries {
-                    lines.push(format!(
-                        "  {:<8} {:<22} {:>8} bytes  delay {} ms",
-                        format!("{:?}", e.kind),
-                        e.name,
-                        e.size,
-                        e.delay_ms
-                    ));
-                }
-                lines.join("\n")
-            });
-            Ok(())
-        }
-        LoaderCommand::Verify { file } => {
-            let bytes = read(&file)?;
-            let report = report::verify(&bytes);
-            out.result(&report, || {
-                report
-                    .checks
-                    .iter()
-                    .map(|c| format!("{:?}  {}: {}", c.status, c.name, c.detail))
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            if !report.ok {
-                bail!(
-                    "{} failed verification (see the checks above)",
-                    file.display()
-                );
-            }
-            Ok(())
-        }
-        LoaderCommand::Extract { file, output } => {
-            let container = parse(&file)?;
-            std::fs::create_dir_all(&output)
-                .with_context(|| format!("cannot create {}", output.display()))?;
-            let mut written = Vec::new();
-            for (i, entry) in container.all_entries().iter().enumerate() {
-                let kind = match entry.kind {
-                    EntryKind::Area471 => "471",
-                    EntryKind::Area472 => "472",
-                    EntryKind::Loader => "loader",
-                };
-                let name = format!("{i:02}-{kind}-{}.bin", sanitize(&entry.name));
-                let path = output.join(&name);
-                std::fs::write(&path, entry.decoded(container.tag()))
-                    .with_context(|| format!("cannot write {}", path.display()))?;
-                written.push(path);
-            }
-            out.result(&written, || {
-                written
-                    .iter()
-                    .map(|p| p.display().to_string())
-                    .collect::<Vec<_>>()
-                    .join("\n")
-            });
-            Ok(())
-        }
+        LoaderCommand::Info { file } => info(&file, out),
+        LoaderCommand::Verify { file } => verify(&file, out),
+        LoaderCommand::Extract { file, output } => extract(&file, &output, out),
         LoaderCommand::Pack {
             ini,
             components,
             release_time,
             output,
-        } => {
-            let text = std::fs::read_to_string(&ini)
-                .with_context(|| format!("cannot read {}", ini.display()))?;
-            let secs = match release_time {
-                Some(s) => s,
-                None => std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_secs())
-                    .unwrap_or(0),
-            };
-            let container = build_from_ini(
-                &text,
-                ReleaseTime::from_unix_seconds(secs),
-                &ComponentDirs::new(components),
-            )
-            .with_context(|| format!("cannot build a loader from {}", ini.display()))?;
-            let bytes = container.to_bytes()?;
-            std::fs::write(&output, &bytes)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            let info = report::info(&container);
-            out.result(&info, || {
-                format!(
-                    "wrote {} ({} bytes) for {}",
-                    output.display(),
-                    bytes.len(),
-                    info.chip
-                )
-            });
-            Ok(())
-        }
-        LoaderCommand::Standin { soc, output } => {
-            let soc = soc.0;
-            let bytes = rockusb_loaders::standin::build(soc);
-            std::fs::write(&output, &bytes)
-                .with_context(|| format!("cannot write {}", output.display()))?;
-            out.result(
-                &serde_json::json!({ "file": output, "soc": soc.name }),
-                || {
-                    format!(
-                        "wrote the {} stand-in loader to {} ({} bytes): for the virtual board only",
-                        soc.name,
-                        output.display(),
-                        bytes.len()
-                    )
-                },
-            );
-            Ok(())
-        }
+        } => pack(&ini, components, release_time, &output, out),
+        LoaderCommand::Standin { soc, output } => standin(soc, &output, out),
         LoaderCommand::Find { soc, dirs } => {
-            let soc = soc.0;
-            let choice = find(soc, &dirs, false)?;
+            let choice = find(soc.0, &dirs, false)?;
             out.result(&choice, || describe_choice(&choice));
             Ok(())
         }
     }
+}
+
+fn info(file: &Path, out: &Output) -> Result<()> {
+    let container = parse(file)?;
+    let info = report::info(&container);
+    out.result(&info, || {
+        let mut lines = vec![format!(
+            "{}: {} loader for {} (chip code {}), version {}, released {}{}{}",
+            file.display(),
+            info.magic.trim(),
+            info.soc.unwrap_or("an unknown SoC"),
+            info.chip,
+            info.version,
+            info.release_time,
+            if info.signed { ", signed" } else { "" },
+            if info.standin {
+                ", STAND-IN (virtual board only)"
+            } else {
+                ""
+            },
+        )];
+        for e in &info.entries {
+            lines.push(format!(
+                "  {:<8} {:<22} {:>8} bytes  delay {} ms",
+                format!("{:?}", e.kind),
+                e.name,
+                e.size,
+                e.delay_ms
+            ));
+        }
+        lines.join("\n")
+    });
+    Ok(())
+}
+
+fn verify(file: &Path, out: &Output) -> Result<()> {
+    let bytes = read(file)?;
+    let report = report::verify(&bytes);
+    out.result(&report, || {
+        report
+            .checks
+            .iter()
+            .map(|c| format!("{:?}  {}: {}", c.status, c.name, c.detail))
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    if !report.ok {
+        bail!(
+            "{} failed verification (see the checks above)",
+            file.display()
+        );
+    }
+    Ok(())
+}
+
+fn extract(file: &Path, output: &Path, out: &Output) -> Result<()> {
+    let container = parse(file)?;
+    std::fs::create_dir_all(output)
+        .with_context(|| format!("cannot create {}", output.display()))?;
+    let mut written = Vec::new();
+    for (i, entry) in container.all_entries().iter().enumerate() {
+        let kind = match entry.kind {
+            EntryKind::Area471 => "471",
+            EntryKind::Area472 => "472",
+            EntryKind::Loader => "loader",
+        };
+        let name = format!("{i:02}-{kind}-{}.bin", sanitize(&entry.name));
+        let path = output.join(&name);
+        std::fs::write(&path, entry.decoded(container.tag()))
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        written.push(path);
+    }
+    out.result(&written, || {
+        written
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join("\n")
+    });
+    Ok(())
+}
+
+fn pack(
+    ini: &Path,
+    components: Vec<PathBuf>,
+    release_time: Option<u64>,
+    output: &Path,
+    out: &Output,
+) -> Result<()> {
+    let text =
+        std::fs::read_to_string(ini).with_context(|| format!("cannot read {}", ini.display()))?;
+    let secs = match release_time {
+        Some(s) => s,
+        None => std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_secs())
+            .unwrap_or(0),
+    };
+    let container = build_from_ini(
+        &text,
+        ReleaseTime::from_unix_seconds(secs),
+        &ComponentDirs::new(components),
+    )
+    .with_context(|| format!("cannot build a loader from {}", ini.display()))?;
+    let bytes = container.to_bytes()?;
+    std::fs::write(output, &bytes)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    let info = report::info(&container);
+    out.result(&info, || {
+        format!(
+            "wrote {} ({} bytes) for {}",
+            output.display(),
+            bytes.len(),
+            info.chip
+        )
+    });
+    Ok(())
+}
+
+fn standin(soc: SocArg, output: &Path, out: &Output) -> Result<()> {
+    let soc = soc.0;
+    let bytes = rockusb_loaders::standin::build(soc);
+    std::fs::write(output, &bytes)
+        .with_context(|| format!("cannot write {}", output.display()))?;
+    out.result(
+        &serde_json::json!({ "file": output, "soc": soc.name }),
+        || {
+            format!(
+                "wrote the {} stand-in loader to {} ({} bytes): for the virtual board only",
+                soc.name,
+                output.display(),
+                bytes.len()
+            )
+        },
+    );
+    Ok(())
 }
 
 fn sanitize(name: &str) -> String {

@@ -190,6 +190,18 @@ impl Warnings {
         });
         self.0.push(message);
     }
+
+    /// One warning for each time the loader refused a command size.
+    fn fallbacks(&mut self, fallbacks: &[(u32, u32)], observer: &mut dyn Observer) {
+        for (from, to) in fallbacks {
+            self.add(
+                observer,
+                format!(
+                    "the loader refused {from}-sector commands; used {to}-sector commands instead"
+                ),
+            );
+        }
+    }
 }
 
 /// What the source says about the image before it is decoded.
@@ -314,12 +326,7 @@ pub fn flash<T: Transport>(
         bytes: writer.written,
         seconds: write_seconds,
     });
-    for (from, to) in writer.io.fallbacks.clone() {
-        warnings.add(
-            observer,
-            format!("the loader refused {from}-sector commands; used {to}-sector commands instead"),
-        );
-    }
+    warnings.fallbacks(&writer.io.fallbacks, observer);
     for p in &mut partitions {
         p.count(&writer.records);
     }
