@@ -179,8 +179,7 @@ fn pack(
     )
     .with_context(|| format!("cannot build a loader from {}", ini.display()))?;
     let bytes = container.to_bytes()?;
-    std::fs::write(output, &bytes)
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
     let info = report::info(&container);
     out.result(&info, || {
         format!(
@@ -196,8 +195,7 @@ fn pack(
 fn standin(soc: SocArg, output: &Path, out: &Output) -> Result<()> {
     let soc = soc.0;
     let bytes = rockusb_loaders::standin::build(soc);
-    std::fs::write(output, &bytes)
-        .with_context(|| format!("cannot write {}", output.display()))?;
+    std::fs::write(output, &bytes).with_context(|| format!("cannot write {}", output.display()))?;
     out.result(
         &serde_json::json!({ "file": output, "soc": soc.name }),
         || {

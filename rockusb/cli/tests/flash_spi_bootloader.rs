@@ -39,6 +39,24 @@ fn the_spi_image_flashed_to_the_virtual_spi_nor_reads_back_equal() {
     let binary = rockusb_binary();
     let loader = testdata.join(LOADER);
 
+    // The SPI-NOR's last block holds something of its own (U-Boot's environment, say),
+    // which flashing a boot image must leave alone.
+    rockusb(&binary, &state, &["virtual", "status"]);
+    let spinor_file = state.join("nanopi-m6").join("spinor.img");
+    let tail = vec![0xE7u8; 64 * 1024];
+    {
+        use std::os::unix::fs::FileExt;
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&spinor_file)
+            .unwrap();
+        file.set_len(16 * 1024 * 1024).unwrap();
+        file.write_all_at(&tail, 16 * 1024 * 1024 - tail.len() as u64)
+            .unwrap();
+    }
+
     // The virtual board powers on in MaskROM: --loader brings up the usbplug first.
     let out = rockusb(
         &binary,
@@ -72,6 +90,11 @@ fn the_spi_image_flashed_to_the_virtual_spi_nor_reads_back_equal() {
     let spinor = std::fs::read(board.join("spinor.img")).unwrap();
     assert_eq!(spinor.len(), 16 * 1024 * 1024);
     assert_eq!(&spinor[..image.len()], &image[..]);
+    assert_eq!(
+        &spinor[spinor.len() - tail.len()..],
+        &tail[..],
+        "the end of the SPI-NOR was wiped"
+    );
     // The eMMC file is sparse and large: look at its first 16 MiB only.
     if let Ok(emmc) = std::fs::File::open(board.join("emmc.img")) {
         let mut head = Vec::new();

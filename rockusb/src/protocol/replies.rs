@@ -271,6 +271,17 @@ impl StorageKind {
         }
     }
 
+    /// SPI NOR or NAND flash: where boot images live, not partitioned disks.
+    pub fn is_spi_flash(self) -> bool {
+        matches!(
+            self,
+            StorageKind::SpiNor
+                | StorageKind::SpiNorLegacy
+                | StorageKind::SpiNandLegacy
+                | StorageKind::MtdSpiNand
+        )
+    }
+
     pub fn from_name(name: &str) -> Option<StorageKind> {
         let name = name.to_ascii_lowercase();
         Self::ALL.iter().copied().find(|k| k.name() == name)

@@ -587,7 +587,11 @@ fn write_tail<T: Transport>(
     }
     let gpt = (!full_gpt.is_absent()).then_some(&full_gpt);
     let layout = checked.options.layout;
-    let wipe = regions::must_write(layout, gpt, end.len, target.capacity).wipe_after_image;
+    // SPI flash holds a boot image, not a partitioned disk, and its last blocks often hold
+    // U-Boot's environment: there is no old backup GPT there to remove.
+    let wipe = regions::must_write(layout, gpt, end.len, target.capacity)
+        .wipe_after_image
+        .filter(|_| !target.storage.is_spi_flash());
     if let Some(w) = wipe {
         writer.write_zeros(w)?;
     }
