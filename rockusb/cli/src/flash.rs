@@ -18,6 +18,7 @@ use rockusb::ops::sector_io::SectorIo;
 use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
+use rockusb::source::check::{IntegrityCheck, NotChecked};
 use rockusb::transport::Transport;
 use rockusb_images::bmap::Bmap;
 use rockusb_images::gpt::GptReport;
@@ -47,6 +48,12 @@ pub struct FlashArgs {
     /// Do not read back and compare what was written.
     #[arg(long)]
     pub no_verify: bool,
+    /// Do not decode the whole image before the first write. By default a compressed image
+    /// file is decoded once in the background (block-parallel for .xz with an index) while
+    /// the loader boots, so a damaged download is refused before the board is touched;
+    /// standard input cannot be checked this way.
+    #[arg(long)]
+    pub no_check: bool,
     /// The board layout to check the image against and plan with (default: chosen from
     /// the board's SoC: nanopi-m6 for an RK3588, rockchip for the others).
     #[arg(long, value_enum, conflicts_with = "adapt")]
@@ -128,6 +135,7 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     let storage = StorageKind::from(args.storage);
     let source =
         ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
+    let check = start_check(&source, &args, out);
     let (source, adapted_for) = match args.adapt {
         Some(board) => {
             let files = BoardFiles::load(board, &args.board_files)?;
@@ -156,6 +164,13 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
     let mut client = open(bus, &board)?;
     let target = flash_op::prepare(&mut client, storage)?;
+    if let Some(check) = check {
+        let checked = check.wait()?;
+        out.event(Event::ImageChecked {
+            bytes: checked.bytes,
+            seconds: checked.elapsed.as_secs_f64(),
+        });
+    }
     let chosen = match adapted_for {
         Some(layout) => LayoutChoice {
             layout,
@@ -204,6 +219,24 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         text
     });
     Ok(())
+}
+
+/// Starts decoding the whole image in the background, unless asked not to or impossible.
+fn start_check(source: &ImageSource, args: &FlashArgs, out: &mut Output) -> Option<IntegrityCheck> {
+    if args.no_check {
+        return None;
+    }
+    match IntegrityCheck::start(source, &args.image) {
+        Ok(check) => Some(check),
+        Err(NotChecked::Stdin) => {
+            out.warn(
+                "the image comes from standard input, which can be read only once: it is not \
+                 decoded before writing, so damage in it is found only when the stream reaches it",
+            );
+            None
+        }
+        Err(NotChecked::Raw) => None,
+    }
 }
 
 /// One summary line per partition: what decided its writes and the figures.

@@ -8,6 +8,9 @@ use anyhow::{Result, bail};
 use clap::Args;
 use rockusb::client::{Client, ResetKind};
 use rockusb::discovery::{BoardMode, Bus};
+use rockusb::ops::{Event, Observer};
+use rockusb::source::ImageSource;
+use rockusb::source::check::IntegrityCheck;
 use serde_json::json;
 use std::collections::{BTreeMap, HashSet};
 use std::thread::JoinHandle;
@@ -28,13 +31,29 @@ pub struct FleetArgs {
     pub no_reset: bool,
 }
 
+/// Decodes the image once for every board, then turns the per-board check off.
+fn check_once(args: &mut FlashArgs, json: bool) -> Result<()> {
+    if !args.no_check {
+        let source = ImageSource::open(&args.image)?;
+        if let Ok(check) = IntegrityCheck::start(&source, &args.image) {
+            let checked = check.wait()?;
+            Output::new(json).event(Event::ImageChecked {
+                bytes: checked.bytes,
+                seconds: checked.elapsed.as_secs_f64(),
+            });
+        }
+        args.no_check = true;
+    }
+    Ok(())
+}
+
 /// How one board went.
 struct Outcome {
     port_path: String,
     error: Option<String>,
 }
 
-pub fn run(bus: &Bus, args: FleetArgs, json: bool) -> Result<()> {
+pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
     if args.flash.image.as_os_str() == "-" {
         bail!(
             "fleet flashes many boards from one image file; standard input can be read only once"
@@ -44,6 +63,9 @@ pub fn run(bus: &Bus, args: FleetArgs, json: bool) -> Result<()> {
         eprintln!("no --loader: only boards already running a loader will be flashed");
     }
     let status = Output::new(json);
+    // One check of the image for the whole station, before the first board is written;
+    // the boards then skip it.
+    check_once(&mut args.flash, json)?;
     // Ports with a board being flashed, and ports whose board is done but still attached.
     let mut busy: BTreeMap<String, JoinHandle<Outcome>> = BTreeMap::new();
     let mut done_here: HashSet<String> = HashSet::new();

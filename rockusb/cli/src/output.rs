@@ -111,6 +111,10 @@ impl Observer for Output {
                 self.say(&format!("sending {name} ({bytes} bytes) to area {area}"))
             }
             Event::AreaDone { .. } => {}
+            Event::ImageChecked { bytes, seconds } => self.say(&format!(
+                "image checked before writing: {} decoded in {seconds:.1} s",
+                rockusb_images::units::human_bytes(bytes)
+            )),
             Event::Layout {
                 display_name,
                 reason,

@@ -48,6 +48,8 @@ pub enum Event {
     },
     /// How a sparse flash treats one partition of the image, before the first write.
     PartitionPlan(flash::PartitionReport),
+    /// The whole image was decoded before the first write and found sound.
+    ImageChecked { bytes: u64, seconds: f64 },
     /// The board layout a flash is checked and planned against, and why.
     Layout {
         name: String,

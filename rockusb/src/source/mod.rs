@@ -6,6 +6,7 @@
 //! exact image size and proves the file is not truncated.
 
 pub mod adapted;
+pub mod check;
 pub mod decode;
 pub mod sniff;
 pub mod xz_blocks;
@@ -49,6 +50,11 @@ pub enum SourceError {
     },
     #[error("cannot start the {format} decoder: {detail}")]
     Decoder { format: Format, detail: String },
+    #[error(
+        "{name} is damaged: {error}. Nothing was written and the board is as it was; \
+         download the image again (and compare its checksum)"
+    )]
+    Damaged { name: String, error: io::Error },
 }
 
 /// An opened image, not yet decoded.

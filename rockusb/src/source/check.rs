@@ -1,0 +1,137 @@
+//! Decoding the whole image once, before anything is written, so a damaged download is
+//! refused while the board is still exactly as it was.
+//!
+//! Streaming writes reach a damaged block only when the decoder does, by which time the
+//! old bootloader and partition table may already be gone. The check runs in the
+//! background while the loader boots and the board's table is read, and the flash waits
+//! for it before its first write. A seekable `.xz` with a block index is decoded block by
+//! block on every core; gzip, zstd and single-block `.xz` files are decoded in one pass;
+//! a raw file has nothing to decode, and standard input cannot be read twice.
+
+use super::xz_blocks::{XzBlocks, decode_block};
+use super::{Format, ImageSource, SourceError};
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Why an image was not checked up front, in the words of the report.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotChecked {
+    /// Raw data: nothing to decode, so nothing that can be damaged that way.
+    Raw,
+    /// Standard input: it can be read only once.
+    Stdin,
+}
+
+/// A decode-only pass over the image, running in the background.
+pub struct IntegrityCheck {
+    name: String,
+    handle: JoinHandle<io::Result<u64>>,
+    started: Instant,
+}
+
+/// What the check found.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Checked {
+    /// Decoded bytes.
+    pub bytes: u64,
+    /// From the start of the check to its end.
+    pub elapsed: Duration,
+}
+
+impl IntegrityCheck {
+    /// Starts checking the image `source` was opened from (`path`), or says why not.
+    pub fn start(source: &ImageSource, path: &Path) -> Result<IntegrityCheck, NotChecked> {
+        if path == Path::new("-") {
+            return Err(NotChecked::Stdin);
+        }
+        let started = Instant::now();
+        let handle = match (source.format, &source.xz_blocks) {
+            (Format::Raw, _) => return Err(NotChecked::Raw),
+            (Format::Xz, Some(blocks)) => {
+                let blocks = blocks.clone();
+                std::thread::spawn(move || decode_blocks(&blocks))
+            }
+            _ => {
+                let path = path.to_path_buf();
+                std::thread::spawn(move || decode_stream(&path))
+            }
+        };
+        Ok(IntegrityCheck {
+            name: source.name.clone(),
+            handle,
+            started,
+        })
+    }
+
+    /// Waits for the check: the decoded length, or the damage found.
+    pub fn wait(self) -> Result<Checked, SourceError> {
+        let damaged = |error: io::Error| SourceError::Damaged {
+            name: self.name.clone(),
+            error,
+        };
+        let bytes = self
+            .handle
+            .join()
+            .map_err(|_| damaged(io::Error::other("the check stopped unexpectedly")))?
+            .map_err(damaged)?;
+        Ok(Checked {
+            bytes,
+            elapsed: self.started.elapsed(),
+        })
+    }
+}
+
+/// Every block decoded (and its check verified by liblzma) on every core.
+fn decode_blocks(blocks: &XzBlocks) -> io::Result<u64> {
+    let next = AtomicUsize::new(0);
+    let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+    std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| -> io::Result<u64> {
+                    let mut out = Vec::new();
+                    let mut bytes = 0u64;
+                    loop {
+                        let i = next.fetch_add(1, Ordering::Relaxed);
+                        let Some(block) = blocks.blocks.get(i) else {
+                            return Ok(bytes);
+                        };
+                        decode_block(&blocks.file, block, &mut out).map_err(|e| {
+                            // Stop the other workers early: the answer is known.
+                            next.store(usize::MAX / 2, Ordering::Relaxed);
+                            io::Error::new(
+                                e.kind(),
+                                format!("block {} (at byte {}): {e}", i + 1, block.offset),
+                            )
+                        })?;
+                        bytes += out.len() as u64;
+                    }
+                })
+            })
+            .collect();
+        let mut total = 0u64;
+        let mut first_error = None;
+        for worker in workers {
+            match worker.join() {
+                Ok(Ok(bytes)) => total += bytes,
+                Ok(Err(e)) => {
+                    first_error.get_or_insert(e);
+                }
+                Err(_) => {
+                    first_error.get_or_insert(io::Error::other("a decoding thread stopped"));
+                }
+            }
+        }
+        first_error.map_or(Ok(total), Err)
+    })
+}
+
+/// The whole stream decoded once, front to back.
+fn decode_stream(path: &PathBuf) -> io::Result<u64> {
+    let source = ImageSource::open(path).map_err(io::Error::other)?;
+    let mut decoded = source.into_decoded().map_err(io::Error::other)?;
+    io::copy(&mut decoded, &mut io::sink())
+}
