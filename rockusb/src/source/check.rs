@@ -11,7 +11,7 @@
 use super::xz_blocks::{XzBlocks, decode_block};
 use super::{Format, ImageSource, SourceError};
 use std::io;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
@@ -130,7 +130,7 @@ fn decode_blocks(blocks: &XzBlocks) -> io::Result<u64> {
 }
 
 /// The whole stream decoded once, front to back.
-fn decode_stream(path: &PathBuf) -> io::Result<u64> {
+fn decode_stream(path: &Path) -> io::Result<u64> {
     let source = ImageSource::open(path).map_err(io::Error::other)?;
     let mut decoded = source.into_decoded().map_err(io::Error::other)?;
     io::copy(&mut decoded, &mut io::sink())
