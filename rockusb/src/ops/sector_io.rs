@@ -5,13 +5,15 @@
 //! The count field allows 65535 sectors per command; how many a loader accepts is not
 //! advertised. Each loader kind gets a default (see [`super::flash::target`]); when a command
 //! fails the way a too-large one does (failed or phase-error status, a stall), the
-//! endpoint is recovered and the same bytes are sent again in commands of half the size,
-//! down to 64 KiB, the size rkdeveloptool always uses. The smaller size then sticks for
-//! the rest of the job.
+//! endpoint is recovered and the same command is sent again, twice, after a short pause (a
+//! lost command or a glitch on the link goes away by itself); when it still fails, the same
+//! bytes are sent in commands of half the size, down to 64 KiB, the size rkdeveloptool
+//! always uses. The smaller size then sticks for the rest of the job.
 
 use crate::client::{Client, CommandError};
 use crate::protocol::SECTOR_SIZE;
 use crate::transport::{Transport, TransportError};
+use std::time::Duration;
 
 /// The smallest command tried: rkdeveloptool's 128 sectors, which every loader takes.
 pub const MIN_COMMAND_SECTORS: u32 = 128;
@@ -33,7 +35,13 @@ pub struct SectorIo<'a, T: Transport> {
     pub fallbacks: Vec<(u32, u32)>,
     /// Commands sent.
     pub commands: u64,
+    /// Commands that failed and then went through when sent again.
+    pub retried: u64,
 }
+
+/// Pauses before sending a failed command again at the same size, before concluding the
+/// loader refuses that size: bounded, so a dead link is reported within a second.
+const RETRY_BACKOFF: [Duration; 2] = [Duration::from_millis(50), Duration::from_millis(200)];
 
 /// Failures that a smaller command may cure.
 fn refused(e: &CommandError) -> bool {
@@ -56,6 +64,7 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             command_sectors: command_sectors.clamp(MIN_COMMAND_SECTORS, 65535),
             fallbacks: Vec::new(),
             commands: 0,
+            retried: 0,
         }
     }
 
@@ -89,6 +98,7 @@ impl<'a, T: Transport> SectorIo<'a, T> {
     ) -> Result<(), IoFailure> {
         debug_assert!(offset % SECTOR_SIZE as u64 == 0 && len % SECTOR_SIZE == 0);
         let mut done = 0usize;
+        let mut attempt = 0usize;
         while done < len {
             let n = (len - done).min(self.command_bytes());
             let lba = (offset + done as u64) / SECTOR_SIZE as u64;
@@ -105,13 +115,29 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             })?;
             self.commands += 1;
             match op(self.client, lba32, done..done + n) {
-                Ok(()) => done += n,
-                Err(e) if refused(&e) && self.command_sectors > MIN_COMMAND_SECTORS => {
+                Ok(()) => {
+                    if attempt > 0 {
+                        self.retried += 1;
+                    }
+                    attempt = 0;
+                    done += n;
+                }
+                Err(e) if refused(&e) => {
                     // The endpoint may be halted or mid-command: clear it before retrying.
                     let _ = self.client.transport_mut().recover();
-                    let from = self.command_sectors;
-                    self.command_sectors = (from / 2).max(MIN_COMMAND_SECTORS);
-                    self.fallbacks.push((from, self.command_sectors));
+                    if let Some(pause) = RETRY_BACKOFF.get(attempt) {
+                        // A lost command or a glitch on the link goes away by itself.
+                        std::thread::sleep(*pause);
+                        attempt += 1;
+                    } else if self.command_sectors > MIN_COMMAND_SECTORS {
+                        // The same size failed every time: the loader refuses it.
+                        let from = self.command_sectors;
+                        self.command_sectors = (from / 2).max(MIN_COMMAND_SECTORS);
+                        self.fallbacks.push((from, self.command_sectors));
+                        attempt = 0;
+                    } else {
+                        return Err(failure(e));
+                    }
                 }
                 Err(e) => return Err(failure(e)),
             }

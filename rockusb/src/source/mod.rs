@@ -51,8 +51,8 @@ pub enum SourceError {
     #[error("cannot start the {format} decoder: {detail}")]
     Decoder { format: Format, detail: String },
     #[error(
-        "{name} is damaged: {error}. Nothing was written and the board is as it was; \
-         download the image again (and compare its checksum)"
+        "{name} is damaged: its compressed data is corrupt ({error}). Nothing was written \
+         and the board is as it was; download the image again (and compare its checksum)"
     )]
     Damaged { name: String, error: io::Error },
 }

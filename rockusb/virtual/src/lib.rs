@@ -13,6 +13,7 @@
 pub mod bootrom;
 pub mod bus;
 pub mod config;
+pub mod faults;
 pub mod link;
 pub mod loader;
 pub mod state;
@@ -57,6 +58,8 @@ pub struct VirtualBoard {
     engine: BulkEngine,
     pacer: Option<LinkPacer>,
     stores: Vec<(StorageKind, BackingStore)>,
+    /// Faults to inject into this connection's data commands ([`faults`]).
+    faults: faults::Faults,
     /// Modification time of the state file when last read or written, to notice
     /// changes made through another handle or process.
     state_stamp: Option<std::time::SystemTime>,
@@ -89,6 +92,7 @@ impl VirtualBoard {
             receiver: AreaReceiver::new(),
             engine: BulkEngine::default(),
             stores: Vec::new(),
+            faults: faults::Faults::from_env(),
             state_stamp: std::fs::metadata(dir.join(STATE_FILE))
                 .and_then(|m| m.modified())
                 .ok(),

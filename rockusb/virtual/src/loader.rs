@@ -18,6 +18,7 @@
 
 use super::state::Mode;
 use super::{Personality, VirtualBoard};
+use crate::faults::{Direction, FaultKind};
 use rockusb::protocol::read_wall;
 use rockusb::protocol::{
     COMMAND_BLOCK_LEN, Capability, CommandBlock, CommandStatus, DataDirection, FlashInfo, Opcode,
@@ -208,9 +209,59 @@ impl VirtualBoard {
         if let Some(pacer) = &mut self.pacer {
             pacer.command();
         }
+        let fault = match cbw.opcode() {
+            Some(Opcode::ReadLba) => self.faults.next_command(Direction::Read),
+            Some(Opcode::WriteLba) => self.faults.next_command(Direction::Write),
+            _ => None,
+        };
+        match fault {
+            // The command is lost: the endpoint NAKs until the host recovers it.
+            Some(FaultKind::Timeout) => {
+                self.engine.ignoring_out = true;
+                return Ok(());
+            }
+            Some(FaultKind::Stall) => return Err(TransportError::Stall),
+            _ => {}
+        }
         match self.config.personality {
-            Personality::Usbplug => self.usbplug_command(&cbw),
-            Personality::MainlineUboot => self.mainline_command(&cbw),
+            Personality::Usbplug => self.usbplug_command(&cbw)?,
+            Personality::MainlineUboot => self.mainline_command(&cbw)?,
+        }
+        self.apply_data_fault(fault);
+        Ok(())
+    }
+
+    /// A failed write stores nothing and says so; a corrupted read delivers its data with
+    /// one byte changed.
+    fn apply_data_fault(&mut self, fault: Option<FaultKind>) {
+        match fault {
+            Some(FaultKind::Failed) => {
+                if let Phase::Receiving { refused, .. } = &mut self.engine.phase {
+                    *refused = true;
+                }
+            }
+            Some(FaultKind::Corrupt) => {
+                if let Some(&InItem::Storage {
+                    kind,
+                    offset,
+                    remaining,
+                }) = self.engine.queue.front()
+                {
+                    let mut bytes = vec![0u8; remaining as usize];
+                    if self
+                        .store(kind)
+                        .and_then(|s| s.read_at(offset, &mut bytes))
+                        .is_ok()
+                    {
+                        let middle = bytes.len() / 2;
+                        if let Some(b) = bytes.get_mut(middle) {
+                            *b ^= 0x01;
+                        }
+                        self.engine.queue[0] = InItem::Bytes(bytes);
+                    }
+                }
+            }
+            _ => {}
         }
     }
 

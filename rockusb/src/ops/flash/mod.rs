@@ -191,13 +191,24 @@ impl Warnings {
         self.0.push(message);
     }
 
-    /// One warning for each time the loader refused a command size.
-    fn fallbacks(&mut self, fallbacks: &[(u32, u32)], observer: &mut dyn Observer) {
-        for (from, to) in fallbacks {
+    /// What the link went through: each command size the loader refused, and commands
+    /// that failed once and went through when sent again.
+    fn link_trouble<T: Transport>(&mut self, io: &SectorIo<'_, T>, observer: &mut dyn Observer) {
+        for (from, to) in &io.fallbacks {
             self.add(
                 observer,
                 format!(
                     "the loader refused {from}-sector commands; used {to}-sector commands instead"
+                ),
+            );
+        }
+        if io.retried > 0 {
+            self.add(
+                observer,
+                format!(
+                    "{} command(s) failed and went through when sent again: the USB link is \
+                     unreliable (a long or worn cable, a hub, a front-panel port?)",
+                    io.retried
                 ),
             );
         }
@@ -326,13 +337,13 @@ pub fn flash<T: Transport>(
         bytes: writer.written,
         seconds: write_seconds,
     });
-    warnings.fallbacks(&writer.io.fallbacks, observer);
     for p in &mut partitions {
         p.count(&writer.records);
     }
 
     let (verify, verified_during_write, verify_seconds) =
         read_back(&mut writer, &mut warnings, observer)?;
+    warnings.link_trouble(&writer.io, observer);
     Ok(FlashReport {
         image: name,
         format,
