@@ -66,7 +66,7 @@ pub const PARTITION_ALIGNMENT_LBAS: u64 = 2048;
 
 /// How much of the end of the target storage is wiped after flashing: the device's old
 /// backup GPT (header and entries, 33 sectors) lives in its last sectors, and 1 MiB covers
-/// it with room for tools that align it (talos-overlay.md §4.3).
+/// it with room for tools that align it (docs/disk-layout.md §2).
 pub const OLD_BACKUP_GPT_WIPE_LEN: u64 = 1024 * 1024;
 
 /// Where a board's boot chain and partition table live on its boot storage.

@@ -1,5 +1,5 @@
 //! Regions of an image that must be written in full, zeros included, and the range to
-//! wipe at the end of the target storage (talos-overlay.md §4.3).
+//! wipe at the end of the target storage (docs/disk-layout.md §2).
 //!
 //! Skipping a zero run leaves whatever the storage held there before. That is harmless
 //! inside a file system's free space but not where old bytes mean something: the

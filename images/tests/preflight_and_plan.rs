@@ -257,7 +257,7 @@ fn a_full_size_talos_table_gives_the_documented_meta_and_must_write_regions() {
     assert_eq!(pf.findings.len(), 1, "{:#?}", pf.findings);
     assert!(matches!(pf.findings[0], Finding::BootloaderMissing { .. }));
 
-    // LBA ranges of talos-overlay.md §4.1.
+    // LBA ranges of docs/disk-layout.md §1.
     let lbas: Vec<(&str, u64, u64)> = pf
         .gpt
         .partitions()

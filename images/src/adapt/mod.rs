@@ -3,7 +3,7 @@
 //! bootloader sits where that table and partition are: U-Boot at byte 32768, the entry
 //! array at LBA 2 + 20480 and every partition moved by the same number of sectors to
 //! where the board layout puts the first one (LBA 22528 on the NanoPi M6,
-//! talos-overlay.md §4.1).
+//! docs/disk-layout.md §1).
 //!
 //! Partition contents are copied verbatim; type and unique GUIDs, names, attributes,
 //! slot order and the disk GUID stay. The table is rewritten in both copies (the backup

@@ -6,7 +6,7 @@ fn area(kind: AreaKind, label: &str, start: u64, len: u64) -> (AreaKind, String,
     (kind, label.to_string(), ByteRange::new(start, len))
 }
 
-/// The vanilla metal-arm64 image (talos-overlay.md §4.1): EFI 2101 MiB at LBA 2048, META.
+/// The vanilla metal-arm64 image (docs/disk-layout.md §1): EFI 2101 MiB at LBA 2048, META.
 fn generic_talos() -> DiskMap {
     let len = 2104 * MIB;
     DiskMap::new(

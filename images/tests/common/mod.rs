@@ -12,7 +12,7 @@ use rockusb_testkit::talos::{TalosTable, partition};
 pub use rockusb_testkit::talos::{pseudo_random, write_at};
 
 /// A Talos-shaped image: entry array at LBA 2 + 20480, EFI/BIOS/BOOT/META as in
-/// talos-overlay.md §4.1 (EFI at LBA 22528), an RKNS bootloader at sector 64 and some
+/// docs/disk-layout.md §1 (EFI at LBA 22528), an RKNS bootloader at sector 64 and some
 /// data at the start of EFI and BOOT. META stays zero, as in a fresh Talos image.
 pub fn talos_image(dir: &Path) -> PathBuf {
     let path = dir.join("talos.raw");
@@ -80,7 +80,7 @@ pub fn sgdisk_info(path: &Path, number: u32) -> SgdiskPartition {
     p
 }
 
-/// The size of a Talos ≥ 1.11 arm64 image (talos-overlay.md §4.1).
+/// The size of a Talos ≥ 1.11 arm64 image (docs/disk-layout.md §1).
 pub const TALOS_1_11_IMAGE_LEN: u64 = 2_355_101_696;
 
 /// A sparse file with the full-size Talos ≥ 1.11 partition table (EFI 100 MiB, BIOS

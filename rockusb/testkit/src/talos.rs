@@ -1,6 +1,6 @@
 //! Talos-shaped disk images made with the real `sgdisk`: the GPT entry array pushed to
 //! LBA 2 + 20480 (the overlay's `partitionOptions.offset`) and the EFI, BIOS, BOOT and META
-//! partitions in Talos's order, EFI at LBA 22528 (talos-overlay.md §4.1).
+//! partitions in Talos's order, EFI at LBA 22528 (docs/disk-layout.md §1).
 
 use std::path::Path;
 use std::process::{Command, Stdio};

@@ -36,7 +36,7 @@ pub fn tools(test: &str) -> bool {
 }
 
 /// A Talos-shaped image: the GPT entry array at LBA 2 + 20480, EFI/BIOS/BOOT/META as
-/// talos-overlay.md §4.1 lays them out (EFI at LBA 22528), an RKNS bootloader at sector
+/// docs/disk-layout.md §1 lays them out (EFI at LBA 22528), an RKNS bootloader at sector
 /// 64 padded with 0xFF to 8 MiB, a FAT EFI partition and an XFS BOOT made by mkfs with a
 /// few files, random bytes in BIOS (no file system) and an ADV header in META's first
 /// 4 KiB.
