@@ -327,18 +327,20 @@ mod tests {
         v
     }
 
+    /// Byte ranges from (offset, length) pairs in KiB.
+    fn kib_ranges(pairs: &[(u64, u64)]) -> Vec<ByteRange> {
+        pairs
+            .iter()
+            .map(|&(offset, len)| ByteRange::new(offset * KIB, len * KIB))
+            .collect()
+    }
+
     #[test]
     fn sparse_writes_non_zero_blocks_and_coalesces_neighbours() {
         // Non-zero bytes in blocks 1, 2 (adjacent) and 7 of a 10-block image.
         let img = image_with(40 * 1024, &[4096 + 5, 2 * 4096 + 4095, 7 * 4096]);
         let (extents, stats) = plan_bytes(PlanConfig::sparse(vec![]), &img, 64 * 1024).unwrap();
-        assert_eq!(
-            extents,
-            vec![
-                ByteRange::new(4 * KIB, 8 * KIB),
-                ByteRange::new(28 * KIB, 4 * KIB)
-            ]
-        );
+        assert_eq!(extents, kib_ranges(&[(4, 8), (28, 4)]));
         assert_eq!(stats.bytes_to_write, 12 * KIB);
         assert_eq!(stats.bytes_skipped, 28 * KIB);
         assert_eq!(stats.extents, 2);
@@ -350,14 +352,7 @@ mod tests {
         // A forced range 1000..1100 becomes the whole first block.
         let forced = vec![ByteRange::new(1000, 100), ByteRange::new(16 * KIB, 8 * KIB)];
         let (extents, stats) = plan_bytes(PlanConfig::sparse(forced), &img, 16 * 1024).unwrap();
-        assert_eq!(
-            extents,
-            vec![
-                ByteRange::new(0, 4 * KIB),
-                ByteRange::new(16 * KIB, 8 * KIB),
-                ByteRange::new(40 * KIB, 4 * KIB)
-            ]
-        );
+        assert_eq!(extents, kib_ranges(&[(0, 4), (16, 8), (40, 4)]));
         assert_eq!(stats.bytes_to_write, 16 * KIB);
     }
 
@@ -384,13 +379,7 @@ mod tests {
         // Block 0 holds data but is not mapped: a bmap plan does not look at data.
         let mapped = PlanConfig::mapped(vec![ByteRange::new(8 * KIB, 6 * KIB)], vec![]);
         let (extents, stats) = plan_bytes(mapped, &img, 4096).unwrap();
-        assert_eq!(
-            extents,
-            vec![
-                ByteRange::new(8 * KIB, 4 * KIB),
-                ByteRange::new(12 * KIB, 2 * KIB)
-            ]
-        );
+        assert_eq!(extents, kib_ranges(&[(8, 4), (12, 2)]));
         assert_eq!(stats.bytes_to_write, 6 * KIB);
     }
 
@@ -403,13 +392,7 @@ mod tests {
         };
         let (extents, _) = plan_bytes(config, &img, 32 * 1024).unwrap();
         // Gap of 8 KiB (blocks 1-2) filled; gap of 12 KiB (blocks 4-6) kept.
-        assert_eq!(
-            extents,
-            vec![
-                ByteRange::new(0, 16 * KIB),
-                ByteRange::new(28 * KIB, 4 * KIB)
-            ]
-        );
+        assert_eq!(extents, kib_ranges(&[(0, 16), (28, 4)]));
     }
 
     #[test]

@@ -4,16 +4,23 @@
 use rockusb_images::ByteRange;
 use rockusb_images::bmap::{Bmap, BmapError, BmapVerifyError, ChecksumType, RangeStatus, hex};
 use rockusb_images::plan::{PlanConfig, plan_bytes};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Command;
 
 fn read(dir: &Path, name: &str) -> Vec<u8> {
     std::fs::read(dir.join("bmap").join(name)).unwrap()
 }
 
-fn test_image(dir: &Path) -> Vec<u8> {
+/// The shared test data folder and bmaptool's test image from it (unpacked with gzip), or
+/// `None` when either is missing (the test is skipped, or fails under CI).
+fn test_image(test: &str) -> Option<(PathBuf, Vec<u8>)> {
+    let dir = rockusb_testkit::testdata(test)?;
+    if !rockusb_testkit::tool(test, "gzip", "gzip") {
+        return None;
+    }
     let path = dir.join("bmap/bmaptool__test.image.gz");
-    rockusb_testkit::run(Command::new("gzip").arg("-dc").arg(path))
+    let image = rockusb_testkit::run(Command::new("gzip").arg("-dc").arg(path));
+    Some((dir, image))
 }
 
 #[test]
@@ -110,13 +117,9 @@ fn bmap_rs_fixtures_parse_and_the_zeroed_file_checksum_is_refused() {
 #[test]
 fn every_range_of_the_bmaptool_image_verifies_in_any_chunking() {
     let test = "every_range_of_the_bmaptool_image_verifies_in_any_chunking";
-    let Some(dir) = rockusb_testkit::testdata(test) else {
+    let Some((dir, image)) = test_image(test) else {
         return;
     };
-    if !rockusb_testkit::tool(test, "gzip", "gzip") {
-        return;
-    }
-    let image = test_image(&dir);
     assert_eq!(image.len(), 821_752);
     for name in [
         "bmaptool__test.image.bmap.v1.3",
@@ -147,13 +150,9 @@ fn every_range_of_the_bmaptool_image_verifies_in_any_chunking() {
 #[test]
 fn feeding_only_the_planned_extents_of_a_mapped_plan_verifies() {
     let test = "feeding_only_the_planned_extents_of_a_mapped_plan_verifies";
-    let Some(dir) = rockusb_testkit::testdata(test) else {
+    let Some((dir, image)) = test_image(test) else {
         return;
     };
-    if !rockusb_testkit::tool(test, "gzip", "gzip") {
-        return;
-    }
-    let image = test_image(&dir);
     let bmap = Bmap::parse(&read(&dir, "bmaptool__test.image.bmap.v2.0")).unwrap();
     let config = PlanConfig::mapped(bmap.mapped_byte_ranges(), vec![]);
     let (extents, stats) = plan_bytes(config, &image, 1 << 16).unwrap();
@@ -186,13 +185,9 @@ fn with_wrong_range_checksum(file: &[u8], index: usize) -> Vec<u8> {
 #[test]
 fn one_wrong_range_checksum_is_reported_at_that_range() {
     let test = "one_wrong_range_checksum_is_reported_at_that_range";
-    let Some(dir) = rockusb_testkit::testdata(test) else {
+    let Some((dir, image)) = test_image(test) else {
         return;
     };
-    if !rockusb_testkit::tool(test, "gzip", "gzip") {
-        return;
-    }
-    let image = test_image(&dir);
     let original = read(&dir, "bmaptool__test.image.bmap.v2.0");
     let file = with_wrong_range_checksum(&original, 5);
     let bmap = Bmap::parse(&file).unwrap();

@@ -7,6 +7,7 @@ use rockusb_loaders::idblock::{IdBlockReport, V1Layout, inspect};
 use rockusb_loaders::rkns::ImageStatus;
 use rockusb_loaders::upgrade::build_id_block;
 use rockusb_loaders::{ContainerTag, LoaderContainer};
+use rockusb_testkit::{RK3588_LOADER, files_in};
 use serde_json::Value;
 
 fn hex(data: &[u8]) -> String {
@@ -29,10 +30,7 @@ fn every_idbloader_matches_expected_values() {
     };
     let expected = expected_values(&dir);
     let mut checked = 0;
-    let mut entries: Vec<_> = std::fs::read_dir(dir.join("idbloader")).unwrap().collect();
-    entries.sort_by_key(|e| e.as_ref().unwrap().path());
-    for entry in entries {
-        let path = entry.unwrap().path();
+    for path in files_in(&dir.join("idbloader")) {
         let key = format!("idbloader/{}", path.file_name().unwrap().to_str().unwrap());
         let want = &expected[&key]["analysis"];
         let bytes = std::fs::read(&path).unwrap();
@@ -134,12 +132,11 @@ fn every_idbloader_matches_expected_values() {
 
 #[test]
 fn truncated_idbloader_is_reported_as_truncated() {
-    let Some(dir) = rockusb_testkit::testdata("truncated_idbloader_is_reported_as_truncated")
-    else {
+    let test = "truncated_idbloader_is_reported_as_truncated";
+    let file = "idbloader/ophub-u-boot__orangepi-5-pro__idbloader.img";
+    let Some(bytes) = rockusb_testkit::testdata_bytes(test, file) else {
         return;
     };
-    let bytes =
-        std::fs::read(dir.join("idbloader/ophub-u-boot__orangepi-5-pro__idbloader.img")).unwrap();
     let report = inspect(&bytes).unwrap();
     let IdBlockReport::RknsV2 {
         images, truncated, ..
@@ -166,11 +163,7 @@ fn id_blocks_built_from_every_ldr_loader_verify() {
         return;
     };
     let mut built = 0;
-    for entry in std::fs::read_dir(dir.join("loaders")).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.is_file() {
-            continue;
-        }
+    for path in files_in(&dir.join("loaders")) {
         let c = LoaderContainer::parse(&std::fs::read(&path).unwrap()).unwrap();
         let idb = build_id_block(&c).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         if c.tag() == ContainerTag::Ldr {
@@ -210,8 +203,7 @@ fn rk3588_id_block_matches_the_nanopc_t6_ddr_image() {
         return;
     };
     // Both carry DDR init v1.16 as image 0 at sector 4.
-    let loader =
-        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
+    let loader = std::fs::read(dir.join(RK3588_LOADER)).unwrap();
     let idb = build_id_block(&LoaderContainer::parse(&loader).unwrap()).unwrap();
     let t6 = std::fs::read(dir.join("idbloader/ophub-u-boot__nanopc-t6__idbloader.img")).unwrap();
     assert_eq!(idb.bytes[2048..2048 + 75_776], t6[2048..2048 + 75_776]);

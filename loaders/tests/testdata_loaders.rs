@@ -1,9 +1,10 @@
 //! Every loader in the shared test data parses, verifies, matches the collected
 //! field values and writes back to identical bytes; the negative vector is rejected.
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 use rockusb_loaders::{ContainerError, EntryKind, LoaderContainer, RawFileKind};
+use rockusb_testkit::{RK3588_LOADER, files_in};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
@@ -14,16 +15,6 @@ fn hex(data: &[u8]) -> String {
 fn expected_values(dir: &Path) -> Value {
     let text = std::fs::read_to_string(dir.join("expected_values.json")).unwrap();
     serde_json::from_str(&text).unwrap()
-}
-
-fn loader_files(dir: &Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("loaders"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
 }
 
 fn kind_label(kind: EntryKind) -> &'static str {
@@ -40,7 +31,7 @@ fn every_loader_matches_expected_values() {
         return;
     };
     let expected = expected_values(&dir);
-    let files = loader_files(&dir);
+    let files = files_in(&dir.join("loaders"));
     assert!(
         files.len() >= 24,
         "expected the 24 loaders, found {}",
@@ -138,7 +129,7 @@ fn every_loader_writes_back_identically() {
     let Some(dir) = rockusb_testkit::testdata("every_loader_writes_back_identically") else {
         return;
     };
-    for path in loader_files(&dir) {
+    for path in files_in(&dir.join("loaders")) {
         let bytes = std::fs::read(&path).unwrap();
         let c = LoaderContainer::parse(&bytes).unwrap();
         assert!(c.has_canonical_layout(), "{}", path.display());
@@ -153,8 +144,8 @@ fn negative_vector_is_rejected_as_raw_spl() {
         return;
     };
     let mut seen = 0;
-    for entry in std::fs::read_dir(dir.join("loaders/negative")).unwrap() {
-        let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+    for path in files_in(&dir.join("loaders/negative")) {
+        let bytes = std::fs::read(path).unwrap();
         let err = LoaderContainer::parse(&bytes).unwrap_err();
         assert_eq!(
             err,
@@ -172,11 +163,10 @@ fn negative_vector_is_rejected_as_raw_spl() {
 
 #[test]
 fn damaged_copies_name_the_failed_check() {
-    let Some(dir) = rockusb_testkit::testdata("damaged_copies_name_the_failed_check") else {
+    let test = "damaged_copies_name_the_failed_check";
+    let Some(bytes) = rockusb_testkit::testdata_bytes(test, RK3588_LOADER) else {
         return;
     };
-    let bytes =
-        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
 
     let cut = &bytes[..bytes.len() - 1000];
     assert!(matches!(
@@ -227,8 +217,7 @@ fn rk3588_v1_16_113_is_rebuilt_byte_for_byte() {
     let release = rockusb_loaders::ReleaseTime::from_unix_seconds(1_719_600_852);
     let built = rockusb_loaders::ini::build_from_ini(&ini, release, &components).unwrap();
     let bytes = built.to_bytes().unwrap();
-    let original =
-        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
+    let original = std::fs::read(dir.join(RK3588_LOADER)).unwrap();
     assert_eq!(bytes.len(), original.len());
     let first_difference = bytes.iter().zip(&original).position(|(a, b)| a != b);
     assert_eq!(first_difference, None, "rebuild differs from the original");
@@ -306,7 +295,7 @@ fn reading_a_file_names_it_in_errors() {
     let Some(dir) = rockusb_testkit::testdata("reading_a_file_names_it_in_errors") else {
         return;
     };
-    let good = dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin");
+    let good = dir.join(RK3588_LOADER);
     assert_eq!(
         LoaderContainer::read(&good)
             .unwrap()
@@ -330,7 +319,7 @@ fn loaders_are_rebuilt_from_their_own_parts() {
     };
     use rockusb_loaders::merge::{RebuildError, merge, spec_from_container};
     let mut identical = 0;
-    for path in loader_files(&dir) {
+    for path in files_in(&dir.join("loaders")) {
         let bytes = std::fs::read(&path).unwrap();
         let c = LoaderContainer::parse(&bytes).unwrap();
         let name = path.file_name().unwrap().to_string_lossy().into_owned();
@@ -357,9 +346,7 @@ fn swapping_the_ddr_blob_gives_a_consistent_loader() {
         return;
     };
     use rockusb_loaders::merge::{merge, spec_from_container};
-    let original =
-        LoaderContainer::read(&dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin"))
-            .unwrap();
+    let original = LoaderContainer::read(&dir.join(RK3588_LOADER)).unwrap();
     let ddr_name = "rk3588_ddr_lp4_2112MHz_lp5_2400MHz_v1.18.bin";
     let ddr = std::fs::read(dir.join("rkbin_components").join(ddr_name)).unwrap();
     let mut spec = spec_from_container(&original).unwrap();

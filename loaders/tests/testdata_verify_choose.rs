@@ -1,21 +1,10 @@
 //! `verify`, `info` and the automatic loader choice on the shared test data.
 
-use std::path::PathBuf;
-
 use rockusb_loaders::choose::{ChooseOptions, choose_loader};
 use rockusb_loaders::report::{CheckStatus, info, verify};
 use rockusb_loaders::soc::by_name;
 use rockusb_loaders::{ContainerTag, LoaderContainer};
-
-fn loaders(dir: &std::path::Path) -> Vec<PathBuf> {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(dir.join("loaders"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .filter(|p| p.is_file())
-        .collect();
-    files.sort();
-    files
-}
+use rockusb_testkit::{RK3588_LOADER, files_in};
 
 fn status(report: &rockusb_loaders::report::VerifyReport, name: &str) -> CheckStatus {
     report
@@ -32,7 +21,7 @@ fn every_loader_verifies_including_its_rkns_heads() {
     else {
         return;
     };
-    for path in loaders(&dir) {
+    for path in files_in(&dir.join("loaders")) {
         let bytes = std::fs::read(&path).unwrap();
         let report = verify(&bytes);
         assert!(report.ok, "{}: {:#?}", path.display(), report.checks);
@@ -100,12 +89,10 @@ fn negative_vector_fails_verification_naming_raw_spl() {
 
 #[test]
 fn a_usbhead_that_does_not_match_its_payloads_fails() {
-    let Some(dir) = rockusb_testkit::testdata("a_usbhead_that_does_not_match_its_payloads_fails")
-    else {
+    let test = "a_usbhead_that_does_not_match_its_payloads_fails";
+    let Some(original) = rockusb_testkit::testdata_bytes(test, RK3588_LOADER) else {
         return;
     };
-    let original =
-        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
     // Change one byte of the DDR payload and fix the CRC: the container is valid, but
     // the UsbHead hash no longer matches (a hand-edited loader).
     let mut edited = original.clone();
@@ -122,11 +109,10 @@ fn a_usbhead_that_does_not_match_its_payloads_fails() {
 
 #[test]
 fn info_describes_the_rk3588_loader() {
-    let Some(dir) = rockusb_testkit::testdata("info_describes_the_rk3588_loader") else {
+    let test = "info_describes_the_rk3588_loader";
+    let Some(bytes) = rockusb_testkit::testdata_bytes(test, RK3588_LOADER) else {
         return;
     };
-    let bytes =
-        std::fs::read(dir.join("loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin")).unwrap();
     let i = info(&LoaderContainer::parse(&bytes).unwrap());
     assert_eq!(i.magic, "LDR ");
     assert_eq!(i.version, "1.11");
@@ -161,7 +147,10 @@ fn automatic_choice_over_the_shared_loaders() {
     assert_eq!(choice.other_candidates.len(), 4);
     assert!(choice.why.contains("newest of 5"), "{}", choice.why);
     // Every other loader in the folder is rejected with its chip named.
-    assert_eq!(choice.rejected.len(), loaders(&dir).len() - 5);
+    assert_eq!(
+        choice.rejected.len(),
+        files_in(&dir.join("loaders")).len() - 5
+    );
     assert!(
         choice
             .rejected

@@ -110,15 +110,18 @@ mod tests {
         e
     }
 
-    #[test]
-    fn dot_entries_move_to_the_front_and_dot_dot_of_a_root_child_becomes_zero() {
+    /// A directory sector starting with `entries`, zeros after them.
+    fn sector_of(entries: &[[u8; 32]]) -> [u8; SECTOR_SIZE as usize] {
         let mut sector = [0u8; SECTOR_SIZE as usize];
-        for (i, e) in [long(), short(DOT, 0x1_0005), long(), short(DOT_DOT, 2)]
-            .iter()
-            .enumerate()
-        {
+        for (i, e) in entries.iter().enumerate() {
             sector[i * 32..(i + 1) * 32].copy_from_slice(e);
         }
+        sector
+    }
+
+    #[test]
+    fn dot_entries_move_to_the_front_and_dot_dot_of_a_root_child_becomes_zero() {
+        let mut sector = sector_of(&[long(), short(DOT, 0x1_0005), long(), short(DOT_DOT, 2)]);
         assert!(repair_sector(&mut sector, Some(2)));
         assert_eq!(&sector[..11], DOT);
         assert_eq!(entry_cluster(&sector[..32]), 0x1_0005);
@@ -132,13 +135,7 @@ mod tests {
 
     #[test]
     fn dot_dot_of_a_deeper_directory_keeps_its_parent() {
-        let mut sector = [0u8; SECTOR_SIZE as usize];
-        for (i, e) in [long(), short(DOT, 9), long(), short(DOT_DOT, 7)]
-            .iter()
-            .enumerate()
-        {
-            sector[i * 32..(i + 1) * 32].copy_from_slice(e);
-        }
+        let mut sector = sector_of(&[long(), short(DOT, 9), long(), short(DOT_DOT, 7)]);
         assert!(repair_sector(&mut sector, Some(2)));
         assert_eq!(entry_cluster(&sector[32..64]), 7);
     }

@@ -252,31 +252,13 @@ impl GptReport {
                 });
             }
         };
-        differ(
-            "the disk GUID",
-            ph.disk_guid.to_string(),
-            bh.disk_guid.to_string(),
-        );
-        differ(
-            "the first usable LBA",
-            ph.first_usable_lba.to_string(),
-            bh.first_usable_lba.to_string(),
-        );
-        differ(
-            "the last usable LBA",
-            ph.last_usable_lba.to_string(),
-            bh.last_usable_lba.to_string(),
-        );
-        differ(
-            "the entry count",
-            ph.entry_count.to_string(),
-            bh.entry_count.to_string(),
-        );
-        differ(
-            "the entry size",
-            ph.entry_size.to_string(),
-            bh.entry_size.to_string(),
-        );
+        // A field both headers must hold alike.
+        let mut same = |field, get: fn(&GptHeader) -> String| differ(field, get(ph), get(bh));
+        same("the disk GUID", |h| h.disk_guid.to_string());
+        same("the first usable LBA", |h| h.first_usable_lba.to_string());
+        same("the last usable LBA", |h| h.last_usable_lba.to_string());
+        same("the entry count", |h| h.entry_count.to_string());
+        same("the entry size", |h| h.entry_size.to_string());
         differ(
             "the alternate LBA (each must point at the other)",
             format!("{} -> {}", ph.my_lba, ph.alternate_lba),

@@ -73,12 +73,7 @@ impl Bench {
 
 /// The shared test data's raw SPL that looks like a loader by name.
 fn negative_loader(data: &std::path::Path) -> PathBuf {
-    let mut files: Vec<PathBuf> = std::fs::read_dir(data.join("loaders/negative"))
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    files.sort();
-    files.remove(0)
+    rockusb_testkit::files_in(&data.join("loaders/negative")).remove(0)
 }
 
 fn assert_untouched(board: &VirtualBoard) {
@@ -382,14 +377,9 @@ fn a_raw_ddr_and_usbplug_pair_boots_and_arrives_unscrambled_on_rk3588() {
     let b = Bench::new(&["m6"]);
     let components = data.join("rkbin_components");
     let pick = |prefix: &str| -> PathBuf {
-        let mut found: Vec<PathBuf> = std::fs::read_dir(&components)
-            .unwrap()
-            .map(|e| e.unwrap().path())
-            .filter(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
-            .collect();
-        found.sort();
-        found
-            .pop()
+        rockusb_testkit::files_in(&components)
+            .into_iter()
+            .rfind(|p| p.file_name().unwrap().to_string_lossy().starts_with(prefix))
             .unwrap_or_else(|| panic!("no {prefix}* in {}", components.display()))
     };
     let ddr = pick("rk3588_ddr");

@@ -29,9 +29,7 @@ fn booted_board(root: &Path, emmc_len: u64) -> Vec<u8> {
             .unwrap();
     }
     drop(board);
-    let loader = standin(root);
-    let boot = rockusb(root, &["boot", loader.to_str().unwrap()]);
-    assert!(boot.status.success(), "{}", text(&boot));
+    boot_standin(root);
     open_board(root)
         .read_storage(rockusb::protocol::StorageKind::Emmc, 0, emmc_len as usize)
         .unwrap()
@@ -65,70 +63,62 @@ fn refused(root: &Path, image: &Path, emmc_len: u64, before: &[u8], says: &[&str
 
 #[test]
 fn truncated_and_corrupt_xz_files_are_refused_before_the_first_write() {
-    if !tools("bad_xz") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = talos_image(root);
-    let xz_path = xz(&raw);
-    let good = std::fs::read(&xz_path).unwrap();
-    let before = booted_board(root, EMMC_LEN);
+    with_talos_image("bad_xz", |root, raw| {
+        let xz_path = xz(raw);
+        let good = std::fs::read(&xz_path).unwrap();
+        let before = booted_board(root, EMMC_LEN);
 
-    let truncated = root.join("truncated.raw.xz");
-    std::fs::write(&truncated, &good[..good.len() * 2 / 3]).unwrap();
-    refused(
-        root,
-        &truncated,
-        EMMC_LEN,
-        &before,
-        &["truncated", "download it again"],
-    );
+        let truncated = root.join("truncated.raw.xz");
+        std::fs::write(&truncated, &good[..good.len() * 2 / 3]).unwrap();
+        refused(
+            root,
+            &truncated,
+            EMMC_LEN,
+            &before,
+            &["truncated", "download it again"],
+        );
 
-    // Damage in the index at the end: found by reading the index up front.
-    let mut bad_index = good.clone();
-    let n = bad_index.len();
-    bad_index[n - 20] ^= 0x10;
-    let bad_index_path = root.join("bad-index.raw.xz");
-    std::fs::write(&bad_index_path, &bad_index).unwrap();
-    refused(
-        root,
-        &bad_index_path,
-        EMMC_LEN,
-        &before,
-        &["damaged", "corrupt"],
-    );
+        // Damage in the index at the end: found by reading the index up front.
+        let mut bad_index = good.clone();
+        let n = bad_index.len();
+        bad_index[n - 20] ^= 0x10;
+        let bad_index_path = root.join("bad-index.raw.xz");
+        std::fs::write(&bad_index_path, &bad_index).unwrap();
+        refused(
+            root,
+            &bad_index_path,
+            EMMC_LEN,
+            &before,
+            &["damaged", "corrupt"],
+        );
 
-    // Damage in a block of the first 11 MiB: decoded and found before the first write.
-    let mut bad_block = good.clone();
-    bad_block[good.len() / 40 + 100] ^= 0x55;
-    let bad_block_path = root.join("bad-block.raw.xz");
-    std::fs::write(&bad_block_path, &bad_block).unwrap();
-    refused(root, &bad_block_path, EMMC_LEN, &before, &["corrupt", "xz"]);
+        // Damage in a block of the first 11 MiB: decoded and found before the first write.
+        let mut bad_block = good.clone();
+        bad_block[good.len() / 40 + 100] ^= 0x55;
+        let bad_block_path = root.join("bad-block.raw.xz");
+        std::fs::write(&bad_block_path, &bad_block).unwrap();
+        refused(root, &bad_block_path, EMMC_LEN, &before, &["corrupt", "xz"]);
+    });
 }
 
 #[test]
 fn an_image_larger_than_the_storage_is_refused() {
-    if !tools("too_large") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = talos_image(root);
-    let xz_path = xz(&raw);
-    let gz_path = compress(&raw, "gzip", &["-1"], "gz");
-    let small = 32 * MIB;
-    let before = booted_board(root, small);
-    for image in [&raw, &xz_path, &gz_path] {
-        // xz and raw know the size up front; gzip's comes from the GPT.
-        refused(
-            root,
-            image,
-            small,
-            &before,
-            &["larger device", "holds only 32.0 MiB"],
-        );
-    }
+    with_talos_image("too_large", |root, raw| {
+        let xz_path = xz(raw);
+        let gz_path = compress(raw, "gzip", &["-1"], "gz");
+        let small = 32 * MIB;
+        let before = booted_board(root, small);
+        for image in [raw, &xz_path, &gz_path] {
+            // xz and raw know the size up front; gzip's comes from the GPT.
+            refused(
+                root,
+                image,
+                small,
+                &before,
+                &["larger device", "holds only 32.0 MiB"],
+            );
+        }
+    });
 }
 
 #[test]
@@ -176,37 +166,33 @@ fn unknown_and_misnamed_formats_are_refused() {
 
 #[test]
 fn a_gpt_with_a_wrong_crc_is_refused() {
-    if !tools("bad_gpt_crc") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = talos_image(root);
-    let before = booted_board(root, EMMC_LEN);
-    // The primary header's stored CRC (bytes 16..20 of LBA 1).
-    let mut header = [0u8; 4];
-    {
-        use std::os::unix::fs::FileExt;
-        let f = std::fs::File::open(&raw).unwrap();
-        f.read_exact_at(&mut header, 512 + 16).unwrap();
-    }
-    header[0] ^= 0xFF;
-    write_at(&raw, 512 + 16, &header);
-    let xz_path = xz(&raw);
-    for image in [&raw, &xz_path] {
-        refused(root, image, EMMC_LEN, &before, &["GPT is damaged", "CRC"]);
-    }
+    with_talos_image("bad_gpt_crc", |root, raw| {
+        let before = booted_board(root, EMMC_LEN);
+        // The primary header's stored CRC (bytes 16..20 of LBA 1).
+        let mut header = [0u8; 4];
+        {
+            use std::os::unix::fs::FileExt;
+            let f = std::fs::File::open(raw).unwrap();
+            f.read_exact_at(&mut header, 512 + 16).unwrap();
+        }
+        header[0] ^= 0xFF;
+        write_at(raw, 512 + 16, &header);
+        let xz_path = xz(raw);
+        for image in [raw, &xz_path] {
+            refused(root, image, EMMC_LEN, &before, &["GPT is damaged", "CRC"]);
+        }
 
-    // A damaged entry array (its CRC no longer matches) is refused too.
-    let raw2 = dir.path().join("entries");
-    std::fs::create_dir(&raw2).unwrap();
-    let raw2 = talos_image(&raw2);
-    write_at(&raw2, 20482 * 512 + 40, b"XX");
-    refused(
-        root,
-        &raw2,
-        EMMC_LEN,
-        &before,
-        &["GPT is damaged", "entry array CRC"],
-    );
+        // A damaged entry array (its CRC no longer matches) is refused too.
+        let raw2 = root.join("entries");
+        std::fs::create_dir(&raw2).unwrap();
+        let raw2 = talos_image(&raw2);
+        write_at(&raw2, 20482 * 512 + 40, b"XX");
+        refused(
+            root,
+            &raw2,
+            EMMC_LEN,
+            &before,
+            &["GPT is damaged", "entry array CRC"],
+        );
+    });
 }

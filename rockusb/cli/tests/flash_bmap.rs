@@ -93,9 +93,7 @@ fn a_wrong_range_checksum_in_the_fixture_is_refused_before_any_write() {
         let dir = tempfile::tempdir().unwrap();
         let root = dir.path();
         board(root, false);
-        let loader = standin(root);
-        let boot = rockusb(root, &["boot", loader.to_str().unwrap()]);
-        assert!(boot.status.success(), "{}", text(&boot));
+        boot_standin(root);
         open_board(root)
             .write_storage(
                 rockusb::protocol::StorageKind::Emmc,
@@ -128,69 +126,68 @@ fn a_wrong_range_checksum_in_the_fixture_is_refused_before_any_write() {
 
 #[test]
 fn a_bmaptool_bmap_of_a_talos_image_writes_its_ranges_and_stops_at_a_wrong_one() {
-    if !tools("bmap_talos") || !rockusb_testkit::tool("bmap_talos", "bmaptool", "bmap-tools") {
+    if !rockusb_testkit::tool("bmap_talos", "bmaptool", "bmap-tools") {
         return;
     }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = talos_image(root);
-    let image = std::fs::read(&raw).unwrap();
-    let bmap_path = root.join("talos.bmap");
-    rockusb_testkit::run(
-        std::process::Command::new("bmaptool")
-            .arg("create")
-            .arg(&raw)
-            .arg("-o")
-            .arg(&bmap_path),
-    );
-    let xz = xz(&raw);
-    board(root, false);
-    let stale = plant_stale(root);
-    let loader = standin(root);
-    let out = flash(
-        root,
-        &xz,
-        &loader,
-        &["--json", "--bmap", bmap_path.to_str().unwrap()],
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let emmc_after = emmc(root);
-    assert_flashed(&emmc_after, &image);
-    assert_eq!(range(&emmc_after, &stale.meta), range(&image, &stale.meta));
-    assert!(
-        range(&emmc_after, &stale.old_backup_gpt)
-            .iter()
-            .all(|&b| b == 0)
-    );
-    assert_eq!(json_result(&out)["verify"]["verify"], "verified");
+    with_talos_image("bmap_talos", |root, raw| {
+        let image = std::fs::read(raw).unwrap();
+        let bmap_path = root.join("talos.bmap");
+        rockusb_testkit::run(
+            std::process::Command::new("bmaptool")
+                .arg("create")
+                .arg(raw)
+                .arg("-o")
+                .arg(&bmap_path),
+        );
+        let xz = xz(raw);
+        board(root, false);
+        let stale = plant_stale(root);
+        let loader = standin(root);
+        let out = flash(
+            root,
+            &xz,
+            &loader,
+            &["--json", "--bmap", bmap_path.to_str().unwrap()],
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let emmc_after = emmc(root);
+        assert_flashed(&emmc_after, &image);
+        assert_eq!(range(&emmc_after, &stale.meta), range(&image, &stale.meta));
+        assert!(
+            range(&emmc_after, &stale.old_backup_gpt)
+                .iter()
+                .all(|&b| b == 0)
+        );
+        assert_eq!(json_result(&out)["verify"]["verify"], "verified");
 
-    // A wrong checksum on a range past the first 11 MiB: refused at that range, saying
-    // what was written.
-    let text_bmap = std::fs::read_to_string(&bmap_path).unwrap();
-    let bmap = Bmap::parse(text_bmap.as_bytes()).unwrap();
-    let index = bmap
-        .ranges
-        .iter()
-        .position(|r| r.first_block * bmap.block_size >= BOOT_LBA * 512)
-        .expect("a range inside BOOT");
-    let bad = root.join("bad.bmap");
-    std::fs::write(&bad, with_wrong_range_checksum(&text_bmap, index)).unwrap();
-    let out = rockusb(
-        root,
-        &[
-            "flash",
-            xz.to_str().unwrap(),
-            "--bmap",
-            bad.to_str().unwrap(),
-        ],
-    );
-    assert!(!out.status.success());
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(stderr.contains(&format!("bmap range {index}")), "{stderr}");
-    assert!(
-        stderr.contains("The flash stopped after writing"),
-        "{stderr}"
-    );
-    assert!(stderr.contains("not bootable"), "{stderr}");
-    assert_eq!(ChecksumType::Sha256, bmap.checksum_type.unwrap());
+        // A wrong checksum on a range past the first 11 MiB: refused at that range, saying
+        // what was written.
+        let text_bmap = std::fs::read_to_string(&bmap_path).unwrap();
+        let bmap = Bmap::parse(text_bmap.as_bytes()).unwrap();
+        let index = bmap
+            .ranges
+            .iter()
+            .position(|r| r.first_block * bmap.block_size >= BOOT_LBA * 512)
+            .expect("a range inside BOOT");
+        let bad = root.join("bad.bmap");
+        std::fs::write(&bad, with_wrong_range_checksum(&text_bmap, index)).unwrap();
+        let out = rockusb(
+            root,
+            &[
+                "flash",
+                xz.to_str().unwrap(),
+                "--bmap",
+                bad.to_str().unwrap(),
+            ],
+        );
+        assert!(!out.status.success());
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(stderr.contains(&format!("bmap range {index}")), "{stderr}");
+        assert!(
+            stderr.contains("The flash stopped after writing"),
+            "{stderr}"
+        );
+        assert!(stderr.contains("not bootable"), "{stderr}");
+        assert_eq!(ChecksumType::Sha256, bmap.checksum_type.unwrap());
+    });
 }

@@ -74,74 +74,65 @@ fn warnings(out: &std::process::Output) -> Vec<String> {
 
 #[test]
 fn an_rk3568_board_is_flashed_with_the_generic_layout_not_the_m6_offsets() {
-    if !tools("rk3568_layout") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = standard_image(root);
-    let image = std::fs::read(&raw).unwrap();
-    rk3568_board(root);
-    let loader = standin_for(root, "RK3568");
+    with_image("rk3568_layout", standard_image, |root, raw| {
+        let image = std::fs::read(raw).unwrap();
+        rk3568_board(root);
+        let loader = standin_for(root, "RK3568");
 
-    let out = flash(root, &raw, &loader, &["--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let layout = layout_event(&out);
-    assert_eq!(layout["name"], "rockchip", "{layout}");
-    assert!(
-        layout["reason"].as_str().unwrap().contains("RK3568"),
-        "{layout}"
-    );
-    let warned = warnings(&out);
-    assert!(
-        !warned.iter().any(|w| w.contains("GPT entry array")),
-        "the standard GPT was checked against the M6 offsets: {warned:?}"
-    );
-    assert_eq!(&emmc(root)[..image.len()], &image[..]);
+        let out = flash(root, raw, &loader, &["--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let layout = layout_event(&out);
+        assert_eq!(layout["name"], "rockchip", "{layout}");
+        assert!(
+            layout["reason"].as_str().unwrap().contains("RK3568"),
+            "{layout}"
+        );
+        let warned = warnings(&out);
+        assert!(
+            !warned.iter().any(|w| w.contains("GPT entry array")),
+            "the standard GPT was checked against the M6 offsets: {warned:?}"
+        );
+        assert_eq!(&emmc(root)[..image.len()], &image[..]);
 
-    // The text output says which layout is in use.
-    let out = flash(root, &raw, &loader, &[]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert!(
-        text(&out).contains("layout: Rockchip board (generic layout)"),
-        "{}",
-        text(&out)
-    );
+        // The text output says which layout is in use.
+        let out = flash(root, raw, &loader, &[]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert!(
+            text(&out).contains("layout: Rockchip board (generic layout)"),
+            "{}",
+            text(&out)
+        );
+    });
 }
 
 #[test]
 fn an_rk3588_board_gets_the_m6_layout_unless_told_otherwise() {
-    if !tools("rk3588_layout") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = standard_image(root);
-    board(root, false);
-    let loader = standin(root);
+    with_image("rk3588_layout", standard_image, |root, raw| {
+        let loader = board_with_standin(root);
 
-    let out = flash(root, &raw, &loader, &["--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(layout_event(&out)["name"], "nanopi-m6");
-    // Against the M6 layout, a GPT at LBA 2 is worth a warning ...
-    assert!(
-        warnings(&out).iter().any(|w| w.contains("GPT entry array")),
-        "{}",
-        text(&out)
-    );
+        let out = flash(root, raw, &loader, &["--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        assert_eq!(layout_event(&out)["name"], "nanopi-m6");
+        // Against the M6 layout, a GPT at LBA 2 is worth a warning ...
+        assert!(
+            warnings(&out).iter().any(|w| w.contains("GPT entry array")),
+            "{}",
+            text(&out)
+        );
 
-    // ... which `--layout rockchip` does not give.
-    let out = flash(root, &raw, &loader, &["--json", "--layout", "rockchip"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let layout = layout_event(&out);
-    assert_eq!(layout["name"], "rockchip");
-    assert!(
-        layout["reason"].as_str().unwrap().contains("--layout"),
-        "{layout}"
-    );
-    assert!(
-        !warnings(&out).iter().any(|w| w.contains("GPT entry array")),
-        "{}",
-        text(&out)
-    );
+        // ... which `--layout rockchip` does not give.
+        let out = flash(root, raw, &loader, &["--json", "--layout", "rockchip"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let layout = layout_event(&out);
+        assert_eq!(layout["name"], "rockchip");
+        assert!(
+            layout["reason"].as_str().unwrap().contains("--layout"),
+            "{layout}"
+        );
+        assert!(
+            !warnings(&out).iter().any(|w| w.contains("GPT entry array")),
+            "{}",
+            text(&out)
+        );
+    });
 }

@@ -65,11 +65,7 @@ fn run<C: std::borrow::BorrowMut<Command>>(mut cmd: C) -> Vec<u8> {
 /// A FAT32 file system of `len` bytes (512-byte clusters, as mkfs.vfat gives a Talos-sized
 /// ESP) holding every file of `files`.
 fn fat32(path: &Path, len: u64, label: &str, files: &Path) {
-    let mut entries: Vec<PathBuf> = std::fs::read_dir(files)
-        .unwrap()
-        .map(|e| e.unwrap().path())
-        .collect();
-    entries.sort();
+    let entries = rockusb_testkit::files_in(files);
     let entries: Vec<&Path> = entries.iter().map(PathBuf::as_path).collect();
     let mkfs = ["-F", "32", "-S", "512", "-s", "1", "-n", label];
     rockusb_testkit::fs::fat_with_files(path, len, &mkfs, &entries);
@@ -351,8 +347,8 @@ fn fat_file_ranges(image: &Path, file: &str, base: u64) -> Vec<(u64, u64)> {
 }
 
 /// A board whose eMMC holds the old disk, with random bytes planted under every block of
-/// the new image's zero-filled files.
-fn used_board(fx: &Fixture) {
+/// the new image's zero-filled files; returns the stand-in loader for it.
+fn used_board(fx: &Fixture) -> PathBuf {
     let root = fx.dir.path();
     let mut board = VirtualBoard::open_or_create(&root.join(BOARD), || BoardConfig {
         emmc_bytes: EMMC_LEN,
@@ -375,6 +371,16 @@ fn used_board(fx: &Fixture) {
                 &pseudo_random(len as usize, 500 + i as u64),
             )
             .unwrap();
+    }
+    standin(root)
+}
+
+/// Runs `body` with the fixture, its folder and the stand-in loader of the board
+/// [`used_board`] sets up; skipped like [`fixture`].
+fn on_used_board(test: &str, body: impl FnOnce(&Fixture, &Path, &Path)) {
+    if let Some(fx) = fixture(test) {
+        let loader = used_board(&fx);
+        body(&fx, fx.dir.path(), &loader);
     }
 }
 
@@ -487,108 +493,100 @@ fn the_fixture_reproduces_the_corruption_of_skipping_every_zero_block() {
 
 #[test]
 fn sparse_xz_flash_over_a_used_board_leaves_every_file_system_clean() {
-    let Some(fx) = fixture("sparse_flash_over_used_board") else {
-        return;
-    };
-    let root = fx.dir.path();
-    used_board(&fx);
-    let xz = xz(&fx.new_disk);
-    let loader = standin(root);
-    let out = flash(root, &xz, &loader, &["--json"]);
-    assert!(out.status.success(), "{}", text(&out));
-    let mut board = flashed_board(root);
-    assert_clean(&mut board, root);
+    on_used_board("sparse_flash_over_used_board", |fx, root, loader| {
+        let xz = xz(&fx.new_disk);
+        let out = flash(root, &xz, loader, &["--json"]);
+        assert!(out.status.success(), "{}", text(&out));
+        let mut board = flashed_board(root);
+        assert_clean(&mut board, root);
 
-    // The zero-filled files read as zeros, though random old bytes lay under them.
-    let efi = extract(&mut board, root, "EFI");
-    let zeros = run(Command::new("mcopy")
-        .env("MTOOLS_SKIP_CHECK", "1")
-        .arg("-i")
-        .arg(&efi)
-        .args(["::zeros.bin", "-"]));
-    assert!(
-        zeros.len() == ZEROS_LEN && zeros.iter().all(|&b| b == 0),
-        "FAT32 zeros.bin"
-    );
-    let data = extract(&mut board, root, "DATA");
-    let dumped = root.join("dumped.bin");
-    run(Command::new("debugfs")
-        .arg("-R")
-        .arg(format!("dump /zeros.bin {}", dumped.display()))
-        .arg(&data));
-    let zeros = std::fs::read(&dumped).unwrap();
-    assert!(
-        zeros.len() == ZEROS_LEN && zeros.iter().all(|&b| b == 0),
-        "ext4 zeros.bin"
-    );
-
-    // No file system: written in full, zeros included, and reported so.
-    let (start, len) = part("OTHER");
-    let other = board
-        .read_storage(StorageKind::Emmc, start, len as usize)
-        .unwrap();
-    assert!(
-        other == fx.new_other,
-        "the unknown partition equals the image"
-    );
-
-    let result = json_result(&out);
-    let parts = result["partitions"]
-        .as_array()
-        .expect("partitions in the result");
-    let by_name = |name: &str| {
-        parts
-            .iter()
-            .find(|p| p["name"] == name)
-            .unwrap_or_else(|| panic!("{name} in {parts:?}"))
-    };
-    for (name, fs) in [("EFI", "FAT32"), ("BOOT", "XFS"), ("DATA", "ext4")] {
-        let p = by_name(name);
-        assert_eq!(p["file_system"], fs, "{p}");
-        assert_eq!(p["writes"], "free-space", "{p}");
-        assert!(p["bytes_skipped"].as_u64().unwrap() > 0, "{p}");
+        // The zero-filled files read as zeros, though random old bytes lay under them.
+        let efi = extract(&mut board, root, "EFI");
+        let zeros = run(Command::new("mcopy")
+            .env("MTOOLS_SKIP_CHECK", "1")
+            .arg("-i")
+            .arg(&efi)
+            .args(["::zeros.bin", "-"]));
         assert!(
-            p["bytes_skipped"].as_u64() <= p["free_bytes"].as_u64(),
-            "{p}"
+            zeros.len() == ZEROS_LEN && zeros.iter().all(|&b| b == 0),
+            "FAT32 zeros.bin"
         );
-    }
-    // Most of BOOT is free and skipped: the sparse flash still pays only for data.
-    assert!(by_name("BOOT")["bytes_skipped"].as_u64().unwrap() > 200 * MIB);
-    let other = by_name("OTHER");
-    assert_eq!(other["writes"], "full");
-    assert!(other["file_system"].is_null());
-    assert!(
-        other["reason"].as_str().unwrap().contains("no file system"),
-        "{other}"
-    );
-    assert_eq!(other["bytes_written"], len);
-    assert_eq!(result["verify"]["verify"], "verified");
+        let data = extract(&mut board, root, "DATA");
+        let dumped = root.join("dumped.bin");
+        run(Command::new("debugfs")
+            .arg("-R")
+            .arg(format!("dump /zeros.bin {}", dumped.display()))
+            .arg(&data));
+        let zeros = std::fs::read(&dumped).unwrap();
+        assert!(
+            zeros.len() == ZEROS_LEN && zeros.iter().all(|&b| b == 0),
+            "ext4 zeros.bin"
+        );
+
+        // No file system: written in full, zeros included, and reported so.
+        let (start, len) = part("OTHER");
+        let other = board
+            .read_storage(StorageKind::Emmc, start, len as usize)
+            .unwrap();
+        assert!(
+            other == fx.new_other,
+            "the unknown partition equals the image"
+        );
+
+        let result = json_result(&out);
+        let parts = result["partitions"]
+            .as_array()
+            .expect("partitions in the result");
+        let by_name = |name: &str| {
+            parts
+                .iter()
+                .find(|p| p["name"] == name)
+                .unwrap_or_else(|| panic!("{name} in {parts:?}"))
+        };
+        for (name, fs) in [("EFI", "FAT32"), ("BOOT", "XFS"), ("DATA", "ext4")] {
+            let p = by_name(name);
+            assert_eq!(p["file_system"], fs, "{p}");
+            assert_eq!(p["writes"], "free-space", "{p}");
+            assert!(p["bytes_skipped"].as_u64().unwrap() > 0, "{p}");
+            assert!(
+                p["bytes_skipped"].as_u64() <= p["free_bytes"].as_u64(),
+                "{p}"
+            );
+        }
+        // Most of BOOT is free and skipped: the sparse flash still pays only for data.
+        assert!(by_name("BOOT")["bytes_skipped"].as_u64().unwrap() > 200 * MIB);
+        let other = by_name("OTHER");
+        assert_eq!(other["writes"], "full");
+        assert!(other["file_system"].is_null());
+        assert!(
+            other["reason"].as_str().unwrap().contains("no file system"),
+            "{other}"
+        );
+        assert_eq!(other["bytes_written"], len);
+        assert_eq!(result["verify"]["verify"], "verified");
+    });
 }
 
 #[test]
 fn a_gzip_stream_over_a_used_board_writes_each_partition_in_full_and_says_why() {
-    let Some(fx) = fixture("gzip_flash_over_used_board") else {
-        return;
-    };
-    let root = fx.dir.path();
-    used_board(&fx);
-    let gz = compress(&fx.new_disk, "gzip", &["-1"], "gz");
-    let loader = standin(root);
-    let out = rockusb_with_stdin(
-        root,
-        &["flash", "-", "--loader", loader.to_str().unwrap(), "--json"],
-        Some(&gz),
-    );
-    assert!(out.status.success(), "{}", text(&out));
-    let mut board = flashed_board(root);
-    assert_clean(&mut board, root);
-    let result = json_result(&out);
-    for p in result["partitions"].as_array().unwrap() {
-        assert_eq!(p["writes"], "full", "{p}");
-        assert!(
-            p["reason"].as_str().unwrap().contains("standard input"),
-            "{p}"
+    on_used_board("gzip_flash_over_used_board", |fx, root, loader| {
+        let gz = compress(&fx.new_disk, "gzip", &["-1"], "gz");
+        let out = rockusb_with_stdin(
+            root,
+            &["flash", "-", "--loader", loader.to_str().unwrap(), "--json"],
+            Some(&gz),
         );
-        assert_eq!(p["bytes_written"], p["len"], "{p}");
-    }
+        assert!(out.status.success(), "{}", text(&out));
+        let mut board = flashed_board(root);
+        assert_clean(&mut board, root);
+        let result = json_result(&out);
+        for p in result["partitions"].as_array().unwrap() {
+            assert_eq!(p["writes"], "full", "{p}");
+            assert!(
+                p["reason"].as_str().unwrap().contains("standard input"),
+                "{p}"
+            );
+            assert_eq!(p["bytes_written"], p["len"], "{p}");
+        }
+    });
 }

@@ -5,7 +5,41 @@ mod flash_support;
 
 use rockusb::protocol::StorageKind;
 use rockusb_virtual::{BoardConfig, Mode, VirtualBoard};
-use std::process::Command;
+use std::path::Path;
+use std::process::{Command, Output};
+
+/// Runs the `rockusb` binary against the virtual boards `names` (comma-separated) in
+/// `dir`.
+fn rockusb_on(names: &str, dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_rockusb"))
+        .args(args)
+        .env("ROCKUSB_VIRTUAL", names)
+        .env("ROCKUSB_VIRTUAL_DIR", dir)
+        .output()
+        .unwrap()
+}
+
+/// `rockusb [GLOBAL] fleet --loader LOADER --count COUNT IMAGE` on the boards `names` in
+/// `dir`.
+fn fleet(
+    names: &str,
+    dir: &Path,
+    global: &[&str],
+    loader: &Path,
+    count: &str,
+    image: &Path,
+) -> Output {
+    let mut args = global.to_vec();
+    args.extend([
+        "fleet",
+        "--loader",
+        loader.to_str().unwrap(),
+        "--count",
+        count,
+        image.to_str().unwrap(),
+    ]);
+    rockusb_on(names, dir, &args)
+}
 
 #[test]
 fn fleet_flashes_every_board_that_shows_up_and_reports_each() {
@@ -25,30 +59,9 @@ fn fleet_flashes_every_board_that_shows_up_and_reports_each() {
     let raw = flash_support::talos_image(dir.path());
     let image = std::fs::read(&raw).unwrap();
     let xz = flash_support::xz(&raw);
-    let standin = dir.path().join("standin.bin");
-    let rockusb = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rockusb"))
-            .args(args)
-            .env("ROCKUSB_VIRTUAL", names.join(","))
-            .env("ROCKUSB_VIRTUAL_DIR", &boards)
-            .output()
-            .unwrap()
-    };
-    assert!(
-        rockusb(&["loader", "standin", "-o", standin.to_str().unwrap()])
-            .status
-            .success()
-    );
+    let standin = flash_support::standin(dir.path());
 
-    let out = rockusb(&[
-        "--json",
-        "fleet",
-        "--loader",
-        standin.to_str().unwrap(),
-        "--count",
-        "3",
-        xz.to_str().unwrap(),
-    ]);
+    let out = fleet(&names.join(","), &boards, &["--json"], &standin, "3", &xz);
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
         out.status.success(),
@@ -83,12 +96,7 @@ fn fleet_flashes_every_board_that_shows_up_and_reports_each() {
 #[test]
 fn fleet_refuses_stdin_and_reports_a_failed_board() {
     let dir = tempfile::tempdir().unwrap();
-    let out = Command::new(env!("CARGO_BIN_EXE_rockusb"))
-        .args(["fleet", "-"])
-        .env("ROCKUSB_VIRTUAL", "a")
-        .env("ROCKUSB_VIRTUAL_DIR", dir.path())
-        .output()
-        .unwrap();
+    let out = rockusb_on("a", dir.path(), &["fleet", "-"]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("standard input"));
 
@@ -103,28 +111,8 @@ fn fleet_refuses_stdin_and_reports_a_failed_board() {
     .unwrap();
     let raw = flash_support::talos_image(dir.path());
     let xz = flash_support::xz(&raw);
-    let standin = dir.path().join("standin.bin");
-    let run = |args: &[&str]| {
-        Command::new(env!("CARGO_BIN_EXE_rockusb"))
-            .args(args)
-            .env("ROCKUSB_VIRTUAL", "small")
-            .env("ROCKUSB_VIRTUAL_DIR", dir.path())
-            .output()
-            .unwrap()
-    };
-    assert!(
-        run(&["loader", "standin", "-o", standin.to_str().unwrap()])
-            .status
-            .success()
-    );
-    let out = run(&[
-        "fleet",
-        "--loader",
-        standin.to_str().unwrap(),
-        "--count",
-        "1",
-        xz.to_str().unwrap(),
-    ]);
+    let standin = flash_support::standin(dir.path());
+    let out = fleet("small", dir.path(), &[], &standin, "1", &xz);
     assert!(!out.status.success());
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("0 board(s) flashed, 1 failed"), "{stdout}");

@@ -47,11 +47,7 @@ fn a_board_claimed_by_another_program_is_busy_to_both_clients() {
     assert!(text.contains("\"mode\":\"unknown\""), "{text}");
     assert!(text.contains("busy"), "{text}");
 
-    if rockusb_testkit::tool(
-        "a_board_claimed_by_another_program_is_busy_to_both_clients",
-        "rkdeveloptool",
-        "rkdeveloptool",
-    ) {
+    if have_rkdeveloptool("a_board_claimed_by_another_program_is_busy_to_both_clients") {
         let out = run(&mut boards.rkdeveloptool(&["rid"]), false, &boards);
         let stdout = String::from_utf8_lossy(&out.stdout);
         assert!(stdout.contains("creating comm object failed"), "{stdout}");

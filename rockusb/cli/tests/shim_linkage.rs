@@ -58,7 +58,7 @@ fn the_shim_exports_every_libusb_function_both_clients_import() {
         "rockusb imports these, the shim lacks them: {missing:?}"
     );
 
-    if rockusb_testkit::tool(test, "rkdeveloptool", "rkdeveloptool") {
+    if have_rkdeveloptool(test) {
         let rkdt = which("rkdeveloptool").expect("on PATH");
         let imports = libusb_symbols(&rkdt, true);
         // The list the issue names for Debian's 1.32 build.

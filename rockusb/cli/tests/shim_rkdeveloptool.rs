@@ -8,28 +8,33 @@ mod shim_support;
 use rockusb::protocol::StorageKind;
 use rockusb_virtual::{Mode, Personality};
 use shim_support::*;
+use std::path::PathBuf;
 
-const SECTOR: usize = 512;
+/// rkdeveloptool and the RK3588 loader, or `None` (the test is skipped; a failure under
+/// CI).
+fn rkdeveloptool_and_loader(test: &str) -> Option<PathBuf> {
+    if !have_rkdeveloptool(test) {
+        return None;
+    }
+    testdata_file(test, RK3588_LOADER)
+}
 
-fn have_rkdeveloptool(test: &str) -> bool {
-    rockusb_testkit::tool(test, "rkdeveloptool", "rkdeveloptool")
+/// [`rkdeveloptool_and_loader`], and a board in MaskROM with a 64 MiB eMMC.
+fn board_and_loader(test: &str) -> Option<(Boards, PathBuf)> {
+    let loader = rkdeveloptool_and_loader(test)?;
+    Some((Boards::new(&["m6"], 64), loader))
 }
 
 #[test]
 fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
     let test = "rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb";
-    if !have_rkdeveloptool(test) {
-        return;
-    }
-    let Some(loader) = testdata_file(test, RK3588_LOADER) else {
+    let Some((boards, loader)) = board_and_loader(test) else {
         return;
     };
-    let boards = Boards::new(&["m6"], 64);
-    let rkdt = |args: &[&str]| ok(&mut boards.rkdeveloptool(args), &boards);
 
     // ld: location = bus << 8 | port; bcdUSB 0x0200 reads as "Maskrom"
     // (docs/protocol.md §1.4).
-    let out = rkdt(&["ld"]);
+    let out = boards.rkdeveloptool_ok(&["ld"]);
     assert_served_by_shim(&boards, "rkdeveloptool");
     assert!(
         out.contains("DevNo=1\tVid=0x2207,Pid=0x350b,LocationID=101\tMaskrom"),
@@ -37,7 +42,7 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
     );
 
     // db: every 471 and 472 entry arrives intact; the usbplug runs.
-    let out = rkdt(&["db", loader.to_str().unwrap()]);
+    let out = boards.rkdeveloptool_ok(&["db", loader.to_str().unwrap()]);
     assert!(out.contains("Downloading bootloader succeeded."), "{out}");
     let board = boards.board("m6");
     assert_eq!(board.state().mode, Mode::Loader, "{:?}", board.state());
@@ -46,14 +51,14 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
     assert_eq!(board.received(0x472).unwrap(), areas_472);
 
     // The loader's replies, as rkdeveloptool prints them.
-    let out = rkdt(&["rid"]);
+    let out = boards.rkdeveloptool_ok(&["rid"]);
     assert!(out.contains("Flash ID: 45 4D 4D 43 20"), "{out}"); // "EMMC "
-    let out = rkdt(&["rfi"]);
+    let out = boards.rkdeveloptool_ok(&["rfi"]);
     assert!(out.contains("Flash Size: 64 MB"), "{out}");
     assert!(out.contains("Flash CS: Flash<0>"), "{out}");
-    let out = rkdt(&["rci"]);
+    let out = boards.rkdeveloptool_ok(&["rci"]);
     assert!(out.contains("38 38 35 33"), "{out}"); // "8853": RK3588
-    let out = rkdt(&["rcb"]);
+    let out = boards.rkdeveloptool_ok(&["rcb"]);
     assert!(out.contains("Capability:3F 07 00 00 00 00 00 00"), "{out}");
 
     // wl, then rockusb reads it back: 3000 sectors, several of rkdeveloptool's
@@ -61,10 +66,10 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
     let written = pattern(3000 * SECTOR, 7);
     let input = boards.file("rkdt-in.bin");
     std::fs::write(&input, &written).unwrap();
-    let out = rkdt(&["wl", "0", input.to_str().unwrap()]);
+    let out = boards.rkdeveloptool_ok(&["wl", "0", input.to_str().unwrap()]);
     assert!(out.contains("Write LBA from file (100%)"), "{out}");
     let via_rkdt = boards.file("rkdt-out-0.bin");
-    rkdt(&["rl", "0", "3000", via_rkdt.to_str().unwrap()]);
+    boards.rkdeveloptool_ok(&["rl", "0", "3000", via_rkdt.to_str().unwrap()]);
     assert!(
         std::fs::read(&via_rkdt).unwrap() == written,
         "rkdeveloptool's rl differs from its wl"
@@ -88,14 +93,14 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
         &boards,
     );
     let via_rkdt = boards.file("rkdt-out.bin");
-    rkdt(&["rl", "8192", "2500", via_rkdt.to_str().unwrap()]);
+    boards.rkdeveloptool_ok(&["rl", "8192", "2500", via_rkdt.to_str().unwrap()]);
     assert!(
         std::fs::read(&via_rkdt).unwrap() == other,
         "rkdeveloptool does not read back what rockusb wrote"
     );
 
     // ef: rkdeveloptool sees "EMMC" and erases the whole 64 MiB with ERASE_LBA.
-    let out = rkdt(&["ef"]);
+    let out = boards.rkdeveloptool_ok(&["ef"]);
     assert!(out.contains("Erasing flash complete."), "{out}");
     let mut board = boards.board("m6");
     for (lba, len) in [(0, written.len()), (8192, other.len())] {
@@ -107,10 +112,10 @@ fn rkdeveloptool_runs_its_command_set_and_agrees_with_rockusb() {
 
     // rd: the reset happens after the status block; with no ID block on the eMMC the
     // BootROM takes over again (docs/protocol.md §4.6).
-    let out = rkdt(&["rd"]);
+    let out = boards.rkdeveloptool_ok(&["rd"]);
     assert!(out.contains("Reset Device OK."), "{out}");
     assert_eq!(boards.board("m6").state().mode, Mode::Maskrom);
-    let out = rkdt(&["ld"]);
+    let out = boards.rkdeveloptool_ok(&["ld"]);
     assert!(out.contains("LocationID=101\tMaskrom"), "{out}");
 }
 
@@ -137,10 +142,7 @@ fn rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards() {
     // command", no status block), so rkdeveloptool's rfi and rcb fail against it
     // (pyrographer: "Rockusb command 1a not support yet"), while rid, rci, wl and rl work.
     let test = "rkdeveloptool_meets_mainline_u_boot_rockusb_as_on_real_boards";
-    if !have_rkdeveloptool(test) {
-        return;
-    }
-    let Some(loader) = testdata_file(test, RK3588_LOADER) else {
+    let Some(loader) = rkdeveloptool_and_loader(test) else {
         return;
     };
     let boards = Boards::unconfigured(&["m6"]);
@@ -184,16 +186,11 @@ fn rkdeveloptool_ul_writes_an_id_block_the_board_then_boots_from() {
     // after `rd` the BootROM finds it and boots from the eMMC, leaving the USB bus
     // (docs/protocol.md §4.6, §7).
     let test = "rkdeveloptool_ul_writes_an_id_block_the_board_then_boots_from";
-    if !have_rkdeveloptool(test) {
-        return;
-    }
-    let Some(loader) = testdata_file(test, RK3588_LOADER) else {
+    let Some((boards, loader)) = board_and_loader(test) else {
         return;
     };
-    let boards = Boards::new(&["m6"], 64);
-    let rkdt = |args: &[&str]| ok(&mut boards.rkdeveloptool(args), &boards);
-    rkdt(&["db", loader.to_str().unwrap()]);
-    let out = rkdt(&["ul", loader.to_str().unwrap()]);
+    boards.rkdeveloptool_ok(&["db", loader.to_str().unwrap()]);
+    let out = boards.rkdeveloptool_ok(&["ul", loader.to_str().unwrap()]);
     assert!(out.contains("Upgrading loader succeeded."), "{out}");
     let header = boards
         .board("m6")
@@ -201,7 +198,7 @@ fn rkdeveloptool_ul_writes_an_id_block_the_board_then_boots_from() {
         .unwrap();
     assert_eq!(header, b"RKNS");
 
-    let out = rkdt(&["rd"]);
+    let out = boards.rkdeveloptool_ok(&["rd"]);
     assert!(out.contains("Reset Device OK."), "{out}");
     assert_eq!(boards.board("m6").state().mode, Mode::Off);
     // Debian's build exits with status 1 when `ld` finds nothing.

@@ -7,8 +7,6 @@ use rockusb::protocol::StorageKind;
 use rockusb_virtual::Mode;
 use shim_support::*;
 
-const SECTOR: usize = 512;
-
 #[test]
 fn rockusb_through_libusb_lists_boots_writes_reads_erases_and_resets() {
     let test = "rockusb_through_libusb_lists_boots_writes_reads_erases_and_resets";
@@ -66,34 +64,27 @@ fn rockusb_through_libusb_lists_boots_writes_reads_erases_and_resets() {
     // read back through the same path.
     let output = boards.file("output.bin");
     let count = (data.len() / SECTOR).to_string();
-    ok(
-        &mut boards.rockusb(&[
-            "read",
-            &first.to_string(),
-            &count,
-            "-o",
-            output.to_str().unwrap(),
-        ]),
-        &boards,
-    );
-    assert!(std::fs::read(&output).unwrap() == data, "read back differs");
+    let read_back = || {
+        ok(
+            &mut boards.rockusb(&[
+                "read",
+                &first.to_string(),
+                &count,
+                "-o",
+                output.to_str().unwrap(),
+            ]),
+            &boards,
+        );
+        std::fs::read(&output).unwrap()
+    };
+    assert!(read_back() == data, "read back differs");
 
     // erase the first 2048 sectors of it: those read back as zeros, the rest is intact.
     ok(
         &mut boards.rockusb(&["erase", &first.to_string(), "2048"]),
         &boards,
     );
-    ok(
-        &mut boards.rockusb(&[
-            "read",
-            &first.to_string(),
-            &count,
-            "-o",
-            output.to_str().unwrap(),
-        ]),
-        &boards,
-    );
-    let after = std::fs::read(&output).unwrap();
+    let after = read_back();
     let erased = 2048 * SECTOR;
     assert!(
         after[..erased].iter().all(|&b| b == 0),

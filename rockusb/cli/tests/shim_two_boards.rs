@@ -8,8 +8,6 @@ use rockusb::protocol::StorageKind;
 use rockusb_virtual::Mode;
 use shim_support::*;
 
-const SECTOR: usize = 512;
-
 #[test]
 fn rockusb_lists_two_boards_and_addresses_each_by_port_path() {
     let test = "rockusb_lists_two_boards_and_addresses_each_by_port_path";
@@ -96,11 +94,11 @@ fn rockusb_lists_two_boards_and_addresses_each_by_port_path() {
 #[test]
 fn rkdeveloptool_lists_two_boards_but_refuses_to_act() {
     let test = "rkdeveloptool_lists_two_boards_but_refuses_to_act";
-    if !rockusb_testkit::tool(test, "rkdeveloptool", "rkdeveloptool") {
+    if !have_rkdeveloptool(test) {
         return;
     }
     let boards = Boards::new(&["a", "b"], 64);
-    let out = ok(&mut boards.rkdeveloptool(&["ld"]), &boards);
+    let out = boards.rkdeveloptool_ok(&["ld"]);
     assert_served_by_shim(&boards, "rkdeveloptool");
     assert!(
         out.contains("DevNo=1\tVid=0x2207,Pid=0x350b,LocationID=101\tMaskrom"),

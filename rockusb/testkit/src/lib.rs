@@ -50,31 +50,56 @@ pub fn testdata_path() -> PathBuf {
 /// (or fails under CI) and returns `None`.
 pub fn testdata(test: &str) -> Option<PathBuf> {
     let dir = testdata_path();
-    if dir.join("MANIFEST.md").is_file() {
-        Some(dir)
-    } else {
-        missing(
-            test,
-            &format!("the shared test data folder {}", dir.display()),
-            "it sits beside the checkout as ../shared/testdata, or set ROCKUSB_TESTDATA",
-        );
-        None
+    let what = format!("the shared test data folder {}", dir.display());
+    let fix = "it sits beside the checkout as ../shared/testdata, or set ROCKUSB_TESTDATA";
+    found_or_missing(test, dir.join("MANIFEST.md").is_file(), &what, fix).then_some(dir)
+}
+
+/// `found`, after reporting `what` as missing (see [`missing`]) when it is false.
+fn found_or_missing(test: &str, found: bool, what: &str, how_to_fix: &str) -> bool {
+    if !found {
+        missing(test, what, how_to_fix);
     }
+    found
+}
+
+/// The RK3588 loader in the shared test data folder that many tests use (rkbin via
+/// armbian: DDR v1.16, usbplug v1.11).
+pub const RK3588_LOADER: &str = "loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin";
+
+/// The path of a file in the shared test data folder (`relative` to it), or `None` when
+/// the folder or the file is missing (reported as for [`testdata`]).
+pub fn testdata_file(test: &str, relative: &str) -> Option<PathBuf> {
+    let path = testdata(test)?.join(relative);
+    let what = format!("{}", path.display());
+    let fix = "the shared test data folder lists it in MANIFEST.md";
+    found_or_missing(test, path.is_file(), &what, fix).then_some(path)
+}
+
+/// The bytes of a file in the shared test data folder, or `None` as for
+/// [`testdata_file`].
+pub fn testdata_bytes(test: &str, relative: &str) -> Option<Vec<u8>> {
+    let path = testdata_file(test, relative)?;
+    Some(std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display())))
+}
+
+/// The files (not folders) directly in `dir`, sorted by path.
+pub fn files_in(dir: &Path) -> Vec<PathBuf> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_file())
+        .collect();
+    files.sort();
+    files
 }
 
 /// True if `tool` runs (`tool --version` or `tool --help` starts); otherwise reports the
 /// test as skipped (or fails under CI).
 pub fn tool(test: &str, tool: &str, package: &str) -> bool {
-    if tool_available(tool) {
-        true
-    } else {
-        missing(
-            test,
-            &format!("the `{tool}` program"),
-            &format!("install the Debian package `{package}`"),
-        );
-        false
-    }
+    let what = format!("the `{tool}` program");
+    let fix = format!("install the Debian package `{package}`");
+    found_or_missing(test, tool_available(tool), &what, &fix)
 }
 
 /// True if `tool` is found on PATH.

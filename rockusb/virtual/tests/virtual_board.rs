@@ -126,11 +126,7 @@ fn every_rk3588_loader_boots_and_the_board_receives_its_entries_in_order() {
         return;
     };
     let mut booted = 0;
-    for entry in std::fs::read_dir(data.join("loaders")).unwrap() {
-        let path = entry.unwrap().path();
-        if !path.is_file() {
-            continue;
-        }
+    for path in rockusb_testkit::files_in(&data.join("loaders")) {
         let container = LoaderContainer::parse(&std::fs::read(&path).unwrap()).unwrap();
         if container.soc().map(|s| s.name) != Some("RK3588") {
             continue;

@@ -35,6 +35,23 @@ pub fn tools(test: &str) -> bool {
         && rockusb_testkit::tool(test, "gzip", "gzip")
 }
 
+/// Runs `body` with a temporary folder (`root`) and the image `make` writes into it
+/// (`raw`); when the tools the image builders need are missing, the test is skipped
+/// instead (it fails under CI).
+pub fn with_image(test: &str, make: fn(&Path) -> PathBuf, body: impl FnOnce(&Path, &Path)) {
+    if !tools(test) {
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let raw = make(dir.path());
+    body(dir.path(), &raw);
+}
+
+/// [`with_image`] with the Talos test image ([`talos_image`]).
+pub fn with_talos_image(test: &str, body: impl FnOnce(&Path, &Path)) {
+    with_image(test, talos_image, body)
+}
+
 /// A Talos-shaped image: the GPT entry array at LBA 2 + 20480, EFI/BIOS/BOOT/META as
 /// docs/disk-layout.md §1 lays them out (EFI at LBA 22528), an RKNS bootloader at sector
 /// 64 padded with 0xFF to 8 MiB, a FAT EFI partition and an XFS BOOT made by mkfs with a
@@ -154,6 +171,22 @@ pub fn standin(root: &Path) -> PathBuf {
         assert!(out.status.success(), "{}", text(&out));
     }
     path
+}
+
+/// Creates the virtual board under `root` (without the read wall) and returns its
+/// stand-in loader.
+pub fn board_with_standin(root: &Path) -> PathBuf {
+    board(root, false);
+    standin(root)
+}
+
+/// Boots the board under `root` with the stand-in loader (`rockusb boot`); returns the
+/// loader.
+pub fn boot_standin(root: &Path) -> PathBuf {
+    let loader = standin(root);
+    let boot = rockusb(root, &["boot", loader.to_str().unwrap()]);
+    assert!(boot.status.success(), "{}", text(&boot));
+    loader
 }
 
 /// Runs the `rockusb` binary against the virtual boards under `root`.

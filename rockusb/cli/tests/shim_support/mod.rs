@@ -13,8 +13,13 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::OnceLock;
 
-/// The RK3588 loader the tests boot with (rkbin via armbian: DDR v1.16, usbplug v1.11).
-pub const RK3588_LOADER: &str = "loaders/armbian-rkbin__rk3588_spl_loader_v1.16.113.bin";
+/// The sector size of the boards' storage.
+pub const SECTOR: usize = 512;
+
+// The RK3588 loader the tests boot with, and files of the shared test data folder (not
+// every test file uses them).
+#[allow(unused_imports)]
+pub use rockusb_testkit::{RK3588_LOADER, testdata_file};
 
 /// The shim library, built for this test run's profile if needed.
 ///
@@ -59,15 +64,7 @@ fn build_shim() -> PathBuf {
             cmd.args(["--profile", other]);
         }
     }
-    let out = cmd
-        .output()
-        .unwrap_or_else(|e| panic!("cannot run {cmd:?} to build the libusb shim: {e}"));
-    assert!(
-        out.status.success(),
-        "{cmd:?} failed: {}\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
+    rockusb_testkit::run(&mut cmd);
     let library = profile_dir.join("libusb_shim.so");
     assert!(
         library.is_file(),
@@ -166,6 +163,11 @@ impl Boards {
         cmd
     }
 
+    /// Runs `rkdeveloptool` with `args`, which must succeed; returns its stdout as text.
+    pub fn rkdeveloptool_ok(&self, args: &[&str]) -> String {
+        ok(&mut self.rkdeveloptool(args), self)
+    }
+
     /// rkdeveloptool's own log for this test, for failure messages.
     pub fn rkdeveloptool_log(&self) -> String {
         let dir = self.dir.path().join("bin").join("log");
@@ -181,6 +183,12 @@ impl Boards {
     pub fn trace(&self) -> String {
         std::fs::read_to_string(self.trace_path()).unwrap_or_default()
     }
+}
+
+/// True when Debian's `rkdeveloptool` is installed (else the test is skipped, or fails
+/// under CI).
+pub fn have_rkdeveloptool(test: &str) -> bool {
+    rockusb_testkit::tool(test, "rkdeveloptool", "rkdeveloptool")
 }
 
 /// The first `tool` on PATH.
@@ -274,19 +282,4 @@ pub fn loader_areas(loader: &Path) -> (Vec<Vec<u8>>, Vec<Vec<u8>>) {
     let container = LoaderContainer::parse(&bytes).expect("a valid loader container");
     let data = |kind| container.entries(kind).map(|e| e.data.clone()).collect();
     (data(EntryKind::Area471), data(EntryKind::Area472))
-}
-
-/// The path of a shared test data file, or `None` (skipped, or a failure under CI).
-pub fn testdata_file(test: &str, relative: &str) -> Option<PathBuf> {
-    let path = rockusb_testkit::testdata(test)?.join(relative);
-    if path.is_file() {
-        Some(path)
-    } else {
-        rockusb_testkit::missing(
-            test,
-            &format!("{}", path.display()),
-            "the shared test data folder lists it in MANIFEST.md",
-        );
-        None
-    }
 }
