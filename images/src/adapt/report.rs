@@ -22,7 +22,12 @@ pub struct PartitionRow {
 }
 
 impl PartitionRow {
-    pub(crate) fn new(p: &Partition) -> Self {
+    /// A row for a partition of a disk with 512-byte sectors.
+    pub fn new(p: &Partition) -> Self {
+        Self::with_sector_size(p, SECTOR_SIZE)
+    }
+
+    pub fn with_sector_size(p: &Partition, sector_size: u64) -> Self {
         Self {
             number: p.number,
             name: p.name.clone(),
@@ -30,7 +35,7 @@ impl PartitionRow {
             type_name: p.type_guid.type_name(),
             first_lba: p.first_lba,
             last_lba: p.last_lba,
-            len: p.sectors().saturating_mul(SECTOR_SIZE),
+            len: p.sectors().saturating_mul(sector_size),
         }
     }
 

@@ -32,18 +32,16 @@ fn used_board(root: &Path) -> Vec<u8> {
 
 #[test]
 fn a_damaged_xz_gz_or_zst_image_is_refused_before_any_write() {
-    if !tools("damaged_image") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = talos_image(root);
+    with_talos_image("damaged_image", damaged_images_are_refused);
+}
+
+fn damaged_images_are_refused(root: &Path, raw: &Path) {
     let loader = standin(root);
     let before = used_board(root);
     let images = [
-        xz(&raw),
-        compress(&raw, "gzip", &["-1"], "gz"),
-        compress(&raw, "zstd", &["-1", "-q"], "zst"),
+        xz(raw),
+        compress(raw, "gzip", &["-1"], "gz"),
+        compress(raw, "zstd", &["-1", "-q"], "zst"),
     ];
     for image in &images {
         let bad = damaged(image);
@@ -78,5 +76,5 @@ fn a_damaged_xz_gz_or_zst_image_is_refused_before_any_write() {
         .into_iter()
         .find(|e| e["event"] == "image-checked")
         .unwrap_or_else(|| panic!("no image-checked event:\n{}", text(&out)));
-    assert_eq!(checked["bytes"], std::fs::metadata(&raw).unwrap().len());
+    assert_eq!(checked["bytes"], std::fs::metadata(raw).unwrap().len());
 }

@@ -22,16 +22,13 @@ fn flash_with_faults(root: &Path, image: &Path, loader: &Path, faults: &str) -> 
 
 #[test]
 fn transient_faults_are_retried_and_the_flash_ends_verified() {
-    if !tools("transient_faults") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = talos_image(root);
-    let image = std::fs::read(&raw).unwrap();
-    let xz = xz(&raw);
-    let loader = standin(root);
-    board(root, false);
+    with_talos_image("transient_faults", transient_faults);
+}
+
+fn transient_faults(root: &Path, raw: &Path) {
+    let image = std::fs::read(raw).unwrap();
+    let xz = xz(raw);
+    let loader = board_with_standin(root);
 
     // A lost command, a stalled one, a write the loader failed, and a read-back damaged
     // on the way: each goes through when sent again.
@@ -57,15 +54,12 @@ fn transient_faults_are_retried_and_the_flash_ends_verified() {
 
 #[test]
 fn a_persistent_fault_names_where_it_stopped_and_what_the_board_holds() {
-    if !tools("persistent_fault") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
-    let raw = talos_image(root);
-    let xz = xz(&raw);
-    let loader = standin(root);
-    board(root, false);
+    with_talos_image("persistent_fault", persistent_fault);
+}
+
+fn persistent_fault(root: &Path, raw: &Path) {
+    let xz = xz(raw);
+    let loader = board_with_standin(root);
 
     // Every write from the 3rd on fails: retries and smaller commands cannot help.
     let faults: Vec<String> = (3..400).map(|n| format!("failed@{n}")).collect();

@@ -58,13 +58,16 @@ fn unxz(path: &Path) -> Vec<u8> {
 
 #[test]
 fn image_adapt_writes_a_board_image_raw_and_xz_and_reports_the_uki() {
-    if !tools("image_adapt") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    with_image(
+        "image_adapt",
+        generic::generic_image,
+        adapt_writes_a_board_image,
+    );
+}
+
+fn adapt_writes_a_board_image(root: &Path, generic: &Path) {
     let files = board_files(root);
-    let generic = generic::generic_image(root);
+    let generic = generic.to_path_buf();
     let generic_xz = xz(&generic);
 
     // From the .raw.xz Omni hands out, to a .raw.xz.
@@ -150,13 +153,16 @@ fn image_adapt_writes_a_board_image_raw_and_xz_and_reports_the_uki() {
 
 #[test]
 fn flash_adapt_leaves_the_same_storage_as_adapt_then_flash() {
-    if !tools("flash_adapt") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    with_image(
+        "flash_adapt",
+        generic::generic_image,
+        flash_adapt_equals_two_steps,
+    );
+}
+
+fn flash_adapt_equals_two_steps(root: &Path, generic: &Path) {
     let files = board_files(root);
-    let generic_xz = xz(&generic::generic_image(root));
+    let generic_xz = xz(generic);
     let loader = standin(root);
 
     let adapted = root.join("m6.raw.xz");
@@ -218,13 +224,16 @@ fn assert_refused(root: &Path, args: &[&str], output: &Path, expect: &str) {
 
 #[test]
 fn bad_inputs_are_refused_before_anything_is_written() {
-    if !tools("adapt_bad_inputs") {
-        return;
-    }
-    let dir = tempfile::tempdir().unwrap();
-    let root = dir.path();
+    with_image(
+        "adapt_bad_inputs",
+        generic::generic_image,
+        bad_inputs_are_refused,
+    );
+}
+
+fn bad_inputs_are_refused(root: &Path, generic: &Path) {
     let files = board_files(root);
-    let generic = generic::generic_image(root);
+    let generic = generic.to_path_buf();
     let output = root.join("out.raw");
 
     // U-Boot without an ID block.

@@ -139,15 +139,7 @@ pub fn table_layout(report: &GptReport, len: u64) -> Option<TableReport> {
         partitions: table
             .partitions
             .iter()
-            .map(|p| PartitionRow {
-                number: p.number,
-                name: p.name.clone(),
-                type_guid: p.type_guid,
-                type_name: p.type_guid.type_name(),
-                first_lba: p.first_lba,
-                last_lba: p.last_lba,
-                len: p.sectors().saturating_mul(report.sector_size),
-            })
+            .map(|p| PartitionRow::with_sector_size(p, report.sector_size))
             .collect(),
     })
 }
