@@ -7,7 +7,9 @@
 #      (the least any tool that rewrites the image must do);
 #   2. `rockusb flash --adapt` of the generic image against plain `rockusb flash` of the
 #      adapted one, both onto a virtual NanoPi M6 on the USB 2.0 link model (40 MB/s of
-#      payload, 0.5 ms per command), verified by reading back.
+#      payload, 0.5 ms per command), verified by reading back;
+#   3. the cost of decoding the whole image before the first write (the default for image
+#      files): `rockusb flash` against `rockusb flash --no-check` of the adapted .raw.xz.
 #
 # Usage: rockusb/cli/benches/adapt.sh     (KEEP=1 keeps the work folder)
 set -euo pipefail
@@ -72,7 +74,7 @@ echo
 echo "2. flash --adapt against flashing the adapted image (USB 2.0 link model, verified)"
 export ROCKUSB_VIRTUAL_DIR=$work/boards
 "$rockusb" loader standin -o "$work/standin.bin" >/dev/null
-for board in plain adapt; do
+for board in plain adapt checked unchecked; do
     ROCKUSB_VIRTUAL=$board "$rockusb" virtual status >/dev/null
     python3 - "$ROCKUSB_VIRTUAL_DIR/$board/config.json" <<'PY'
 import json, sys
@@ -93,3 +95,14 @@ echo "flash --adapt:         $(secs "$t1" "$t2") s"
 echo "ratio:                 $(ratio "$t1" "$t2" "$t0" "$t1")"
 cmp <(head -c 2300M "$ROCKUSB_VIRTUAL_DIR/plain/emmc.img") <(head -c 2300M "$ROCKUSB_VIRTUAL_DIR/adapt/emmc.img") \
     && echo "both boards hold the same bytes"
+
+echo
+echo "3. the pre-write check (decode the whole .raw.xz before the first write)"
+t0=$(now)
+"$rockusb" --virtual checked flash --loader "$work/standin.bin" "$work/m6.raw.xz" 2>/dev/null
+t1=$(now)
+"$rockusb" --virtual unchecked flash --loader "$work/standin.bin" --no-check "$work/m6.raw.xz" 2>/dev/null
+t2=$(now)
+echo "flash (checked first): $(secs "$t0" "$t1") s"
+echo "flash --no-check:      $(secs "$t1" "$t2") s"
+echo "ratio:                 $(ratio "$t0" "$t1" "$t1" "$t2")"
