@@ -18,7 +18,7 @@ use rockusb::ops::sector_io::SectorIo;
 use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
-use rockusb::source::check::{IntegrityCheck, NotChecked};
+use rockusb::source::check::{Estimate, IntegrityCheck, NotChecked};
 use rockusb::transport::Transport;
 use rockusb_images::bmap::Bmap;
 use rockusb_images::gpt::GptReport;
@@ -48,10 +48,15 @@ pub struct FlashArgs {
     /// Do not read back and compare what was written.
     #[arg(long)]
     pub no_verify: bool,
-    /// Do not decode the whole image before the first write. By default a compressed image
-    /// file is decoded once in the background (block-parallel for .xz with an index) while
-    /// the loader boots, so a damaged download is refused before the board is touched;
-    /// standard input cannot be checked this way.
+    /// Decode the whole image before the first write, so a damaged download is refused
+    /// before the board is touched. By default this is done only where it is cheap: when
+    /// it is estimated to add at most a tenth to the flash (a dense image; a mostly empty
+    /// one decodes long for little to write, about 5 s per 2 GiB on two cores). It runs in
+    /// the background while the loader boots; standard input cannot be checked.
+    #[arg(long, conflicts_with = "no_check")]
+    pub check: bool,
+    /// Never decode the image before the first write (damage is then found only when the
+    /// stream reaches it, after the board's bootloader was cleared).
     #[arg(long)]
     pub no_check: bool,
     /// The board layout to check the image against and plan with (default: chosen from
@@ -225,6 +230,16 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
 fn start_check(source: &ImageSource, args: &FlashArgs, out: &mut Output) -> Option<IntegrityCheck> {
     if args.no_check {
         return None;
+    }
+    if !args.check {
+        if let Some(estimate) = Estimate::for_source(source).filter(|e| !e.is_cheap()) {
+            out.note(&format!(
+                "not decoding the whole image before writing: it would add about {:.0} s to a \
+                 flash of about {:.0} s (--check to do it anyway)",
+                estimate.check_seconds, estimate.flash_seconds
+            ));
+            return None;
+        }
     }
     match IntegrityCheck::start(source, &args.image) {
         Ok(check) => Some(check),

@@ -63,6 +63,14 @@ impl Output {
         }
     }
 
+    /// Something worth knowing that is neither a warning nor a result: a `note` event in
+    /// JSON mode, a line on stderr otherwise.
+    pub fn note(&self, text: &str) {
+        self.show("note", serde_json::json!({ "message": text }), || {
+            text.to_string()
+        });
+    }
+
     /// A warning, as the operations send them.
     pub fn warn(&mut self, message: &str) {
         self.event(Event::Warning {
