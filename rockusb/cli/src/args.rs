@@ -1,7 +1,7 @@
 //! The command line's arguments and subcommands (clap).
 
 use crate::values::{StorageArg, WaitFor};
-use crate::{adapt, flash, fleet, loader_cmd};
+use crate::{adapt, console, flash, fleet, loader_cmd};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -132,6 +132,9 @@ pub enum Command {
         /// The loader container.
         loader: PathBuf,
     },
+    /// A serial console on the board's debug UART through a USB serial adapter (1500000
+    /// 8N1 by default). Exit with Ctrl-] then q.
+    Console(console::ConsoleArgs),
     /// Manage virtual boards (state, power-cycle).
     #[command(subcommand, name = "virtual")]
     Virtual(VirtualCommand),

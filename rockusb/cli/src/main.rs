@@ -7,6 +7,7 @@
 mod adapt;
 mod args;
 mod commands;
+mod console;
 mod flash;
 mod fleet;
 mod loader_cmd;
