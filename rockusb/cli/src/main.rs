@@ -11,6 +11,7 @@ mod console;
 mod flash;
 mod fleet;
 mod loader_cmd;
+mod man_completions;
 mod output;
 mod select;
 mod values;
