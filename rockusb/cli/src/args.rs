@@ -1,7 +1,7 @@
 //! The command line's arguments and subcommands (clap).
 
 use crate::values::{StorageArg, WaitFor};
-use crate::{adapt, flash, fleet, loader_cmd};
+use crate::{adapt, console, flash, fleet, loader_cmd};
 use clap::{Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -131,6 +131,23 @@ pub enum Command {
     UpgradeLoader {
         /// The loader container.
         loader: PathBuf,
+    },
+    /// A serial console on the board's debug UART through a USB serial adapter (1500000
+    /// 8N1 by default). Exit with Ctrl-] then q.
+    Console(console::ConsoleArgs),
+    /// Print a shell completion script, e.g. `rockusb completions bash >
+    /// ~/.local/share/bash-completion/completions/rockusb`.
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write man pages, one per subcommand (rockusb.1, rockusb-flash.1, …); without
+    /// --output, print rockusb.1.
+    Man {
+        /// The folder to write the pages to (created if missing).
+        #[arg(long, short, value_name = "DIR")]
+        output: Option<PathBuf>,
     },
     /// Manage virtual boards (state, power-cycle).
     #[command(subcommand, name = "virtual")]

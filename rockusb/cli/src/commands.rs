@@ -29,6 +29,10 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Loader(cmd) => loader_cmd::run(cmd, &out),
+        // The console needs a serial port, not the USB bus.
+        Command::Console(args) => crate::console::run(args, cli.json),
+        Command::Completions { shell } => crate::man_completions::completions(shell),
+        Command::Man { output } => crate::man_completions::man(output.as_deref(), &out),
         Command::Image(cmd) => crate::adapt::run(cmd, &mut out),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
         // An image file needs no board.

@@ -7,9 +7,11 @@
 mod adapt;
 mod args;
 mod commands;
+mod console;
 mod flash;
 mod fleet;
 mod loader_cmd;
+mod man_completions;
 mod output;
 mod select;
 mod values;
