@@ -10,7 +10,7 @@ set -euo pipefail
 seconds="${1:-60}"
 cd "$(dirname "$0")"
 export RUSTC_BOOTSTRAP=1
-for target in host_replies area_receiver device_commands; do
+for target in host_replies area_receiver device_commands xz_index; do
     echo "=== $target: ${seconds}s"
     mkdir -p "corpus/$target"
     cargo fuzz run "$target" "corpus/$target" -- \
