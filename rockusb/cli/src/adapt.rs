@@ -311,8 +311,12 @@ fn terminal_width() -> usize {
 }
 
 /// The table drawn to scale, for `rockusb gpt --map`.
-pub fn map_of(report: &rockusb_images::gpt::GptReport, len: u64) -> Option<String> {
-    inspect::table_layout(report, len)
+pub fn map_of(
+    report: &rockusb_images::gpt::GptReport,
+    len: u64,
+    bootloader_sector: Option<&[u8]>,
+) -> Option<String> {
+    inspect::table_layout(report, len, bootloader_sector)
         .map(|t| t.disk_map().render(terminal_width(), Style::Unicode))
 }
 

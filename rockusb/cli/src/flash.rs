@@ -328,8 +328,9 @@ pub fn backup(bus: &Bus, device: Option<&str>, args: BackupArgs, out: &mut Outpu
 pub fn gpt(bus: Option<&Bus>, device: Option<&str>, args: GptArgs, out: &mut Output) -> Result<()> {
     if let Some(path) = &args.image {
         let source = ImageSource::open(path)?;
+        let bootloader_sector = args.map.then(|| image_sector(&source)).flatten();
         let report = inspect::image_gpt(source)?;
-        let map = map(&args, &report, report.len);
+        let map = map(&args, &report, report.len, bootloader_sector.as_deref());
         out.result(
             &json!({ "image": path, "table": format!("{report}"), "map": map }),
             || {
@@ -352,12 +353,25 @@ pub fn gpt(bus: Option<&Bus>, device: Option<&str>, args: GptArgs, out: &mut Out
     let sectors = target.loader.default_command_sectors();
     let mut io = SectorIo::new(&mut client, sectors);
     let (report, read_wall) = inspect::storage_gpt(&mut io, &target)?;
+    let bootloader_sector = args
+        .map
+        .then(|| {
+            let mut sector = vec![0u8; 512];
+            io.read(inspect::BOOTLOADER_OFFSET, &mut sector).ok()?;
+            Some(sector)
+        })
+        .flatten();
     if read_wall {
         out.event(Event::Warning {
             message: "this loader answers reads past 32 MiB with 0xCC (a known limitation of some Rockchip vendor loaders), so the backup GPT at the end of the storage could not be read; problems reported for it are not real".into(),
         });
     }
-    let map = map(&args, &report, target.capacity);
+    let map = map(
+        &args,
+        &report,
+        target.capacity,
+        bootloader_sector.as_deref(),
+    );
     out.result(
         &json!({ "storage": target.storage, "table": format!("{report}"), "read_wall": read_wall, "map": map }),
         || {
@@ -373,10 +387,29 @@ pub fn gpt(bus: Option<&Bus>, device: Option<&str>, args: GptArgs, out: &mut Out
 }
 
 /// The disk map `--map` asks for, when the table and the length are known.
-fn map(args: &GptArgs, report: &GptReport, len: Option<u64>) -> Option<String> {
+fn map(
+    args: &GptArgs,
+    report: &GptReport,
+    len: Option<u64>,
+    bootloader_sector: Option<&[u8]>,
+) -> Option<String> {
     if !args.map {
         return None;
     }
     let len = len.or(report.len)?;
-    adapt::map_of(report, len).map(|m| format!("\n{m}"))
+    adapt::map_of(report, len, bootloader_sector).map(|m| format!("\n{m}"))
+}
+
+/// The image's sector where the BootROM looks for an ID block, when the image can be read
+/// out of order (a raw file, an .xz with an index).
+fn image_sector(source: &ImageSource) -> Option<Vec<u8>> {
+    use rockusb_images::read_at::ReadAt;
+    let mut sector = vec![0u8; 512];
+    let read = match (&source.random_access, &source.xz_blocks) {
+        (Some(image), _) => (&mut &*image).read_exact_at(inspect::BOOTLOADER_OFFSET, &mut sector),
+        (None, Some(blocks)) => rockusb::source::xz_blocks::BlockReader::new(blocks.clone())
+            .read_exact_at(inspect::BOOTLOADER_OFFSET, &mut sector),
+        (None, None) => return None,
+    };
+    read.ok().map(|()| sector)
 }

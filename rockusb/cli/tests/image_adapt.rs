@@ -149,6 +149,15 @@ fn adapt_writes_a_board_image(root: &Path, generic: &Path) {
         stdout.contains("STATE") && stdout.contains("GPT entries"),
         "{stdout}"
     );
+    // The ID block at sector 64 is drawn as U-Boot's area, up to the moved entry array.
+    let uboot_line = stdout
+        .lines()
+        .find(|l| l.trim_start().starts_with("U-Boot"))
+        .unwrap_or_else(|| panic!("no U-Boot area in the map:\n{stdout}"));
+    assert!(
+        uboot_line.contains("32.0 KiB") && uboot_line.contains("10.0 MiB"),
+        "{uboot_line}"
+    );
 }
 
 #[test]

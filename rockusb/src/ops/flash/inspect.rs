@@ -7,6 +7,7 @@ use crate::protocol::SECTOR_SIZE;
 use crate::protocol::read_wall;
 use crate::source::{ImageSource, SourceError};
 use crate::transport::Transport;
+use rockusb_images::ByteRange;
 use rockusb_images::adapt::{PartitionRow, TableReport};
 use rockusb_images::gpt::{GptReadError, GptReadOptions, GptReport};
 use rockusb_images::read_at::{ReadAtFn, Windows};
@@ -125,17 +126,36 @@ pub fn storage_gpt<T: Transport>(
     Ok((report, wall))
 }
 
-/// A partition table as the disk map draws it: where its copies and partitions lie on a
-/// disk (or image) of `len` bytes. `None` without a readable table.
-pub fn table_layout(report: &GptReport, len: u64) -> Option<TableReport> {
+/// Where the BootROM of every SoC in the table looks for an ID block on eMMC and SD:
+/// sector 64. A disk map draws a bootloader from there to whatever comes next on the disk
+/// (the entry array moved past it, or the first partition) when that sector holds one.
+pub const BOOTLOADER_OFFSET: u64 = 64 * 512;
+
+/// A partition table as the disk map draws it: where its copies, the bootloader (when
+/// `bootloader_sector` holds an ID block) and the partitions lie on a disk (or image) of
+/// `len` bytes. `None` without a readable table.
+pub fn table_layout(
+    report: &GptReport,
+    len: u64,
+    bootloader_sector: Option<&[u8]>,
+) -> Option<TableReport> {
     let table = report.table()?;
     let header = &table.header;
     let entries_len = u64::from(header.entry_count) * u64::from(header.entry_size);
+    let sector = report.sector_size;
+    let next_after_bootloader = std::iter::once(header.entries_lba * sector)
+        .chain(table.partitions.iter().map(|p| p.first_lba * sector))
+        .filter(|&start| start > BOOTLOADER_OFFSET)
+        .min()
+        .unwrap_or(len);
+    let bootloader = bootloader_sector
+        .filter(|s| rockusb_loaders::idblock::classify_sector(s).is_present())
+        .and_then(|_| ByteRange::from_bounds(BOOTLOADER_OFFSET, next_after_bootloader));
     Some(TableReport {
         len,
         entries_lba: header.entries_lba,
         entries_lbas: entries_len.div_ceil(report.sector_size),
-        bootloader: None,
+        bootloader,
         partitions: table
             .partitions
             .iter()
