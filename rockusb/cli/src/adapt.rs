@@ -3,6 +3,7 @@
 //! moved past it, the board's DTB in the EFI partition — with a report of what the image
 //! will do on first boot.
 
+use crate::commands::read_file;
 use crate::output::Output;
 use crate::values::BoardArg;
 use anyhow::{Context, Result, bail};
@@ -19,7 +20,7 @@ use rockusb_images::uki::esp::{FoundUki, find_ukis};
 use rockusb_images::units::human_bytes;
 use rockusb_images::{BoardLayout, NANOPI_M6};
 use serde_json::{Value, json};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 /// The board files an adapted image carries.
 #[derive(Debug, Clone, Args)]
@@ -90,10 +91,10 @@ impl BoardFiles {
                 args.dtb_name
             );
         };
-        let uboot = read(uboot_path, "U-Boot")?;
+        let uboot = read_file(uboot_path, "U-Boot")?;
         bootloader::validate(&uboot, &layout)
             .with_context(|| format!("{} cannot be used as U-Boot", uboot_path.display()))?;
-        let dtb = read(dtb_path, "device tree")?;
+        let dtb = read_file(dtb_path, "device tree")?;
         dtb_gate::check(&dtb).with_context(|| {
             format!(
                 "{} is not a device tree for the {}",
@@ -119,10 +120,6 @@ impl BoardFiles {
             }),
         }
     }
-}
-
-fn read(path: &Path, what: &str) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
 }
 
 pub fn run(cmd: ImageCommand, out: &mut Output) -> Result<()> {

@@ -126,7 +126,8 @@ fn wait(bus: &Bus, wanted: WaitFor, count: usize, timeout: u64, out: &Output) ->
     }
 }
 
-fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
+/// Reads a file the user named, saying which one and what it was for when it fails.
+pub fn read_file(path: &Path, what: &str) -> Result<Vec<u8>> {
     std::fs::read(path).with_context(|| format!("cannot read the {what} {}", path.display()))
 }
 

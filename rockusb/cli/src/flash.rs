@@ -404,12 +404,10 @@ fn map(
 /// out of order (a raw file, an .xz with an index).
 fn image_sector(source: &ImageSource) -> Option<Vec<u8>> {
     use rockusb_images::read_at::ReadAt;
+    let image = source.random_reader()?;
     let mut sector = vec![0u8; 512];
-    let read = match (&source.random_access, &source.xz_blocks) {
-        (Some(image), _) => (&mut &*image).read_exact_at(inspect::BOOTLOADER_OFFSET, &mut sector),
-        (None, Some(blocks)) => rockusb::source::xz_blocks::BlockReader::new(blocks.clone())
-            .read_exact_at(inspect::BOOTLOADER_OFFSET, &mut sector),
-        (None, None) => return None,
-    };
-    read.ok().map(|()| sector)
+    (&image)
+        .read_exact_at(inspect::BOOTLOADER_OFFSET, &mut sector)
+        .ok()?;
+    Some(sector)
 }

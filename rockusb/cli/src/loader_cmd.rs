@@ -1,6 +1,7 @@
 //! `rockusb loader …`: inspect, verify, unpack and build loader files, and find the right
 //! loader for a board.
 
+use crate::commands::read_file;
 use crate::output::Output;
 use crate::values::SocArg;
 use anyhow::{Context, Result, bail};
@@ -110,7 +111,7 @@ fn info(file: &Path, out: &Output) -> Result<()> {
 }
 
 fn verify(file: &Path, out: &Output) -> Result<()> {
-    let bytes = read(file)?;
+    let bytes = read_file(file, "loader")?;
     let report = report::verify(&bytes);
     out.result(&report, || {
         report
@@ -222,14 +223,10 @@ fn sanitize(name: &str) -> String {
         .collect()
 }
 
-fn read(path: &Path) -> Result<Vec<u8>> {
-    std::fs::read(path).with_context(|| format!("cannot read the loader {}", path.display()))
-}
-
 /// Reads and parses a loader file: the one place that says which file was unreadable or
 /// not a loader.
 pub fn parse(path: &Path) -> Result<LoaderContainer> {
-    LoaderContainer::parse(&read(path)?)
+    LoaderContainer::parse(&read_file(path, "loader")?)
         .with_context(|| format!("{} is not a usable loader", path.display()))
 }
 

@@ -3,7 +3,6 @@
 //! an [`ImageSource`] like any raw file, so the flasher's checks, sparse plan, crash-safe
 //! order and verification apply to the adapted bytes unchanged, with no temporary file.
 
-use super::xz_blocks::BlockReader;
 use super::{Format, ImageAt, ImageSource};
 use rockusb_images::adapt::{self, AdaptError, AdaptPlan, AdaptRequest, OutputPlan};
 use rockusb_images::read_at::ReadAt;
@@ -41,15 +40,9 @@ pub struct Adapted {
 /// Random access to the image `base` decodes, and a second, independent one for the
 /// in-order pass (so the two do not evict each other's cached .xz blocks).
 fn random_readers(base: &ImageSource) -> Result<(ImageAt, ImageAt), AdaptSourceError> {
-    if let Some(image) = &base.random_access {
-        return Ok((image.clone(), image.clone()));
-    }
-    match &base.xz_blocks {
-        Some(blocks) => Ok((
-            ImageAt::new(BlockReader::new(blocks.clone())),
-            ImageAt::new(BlockReader::new(blocks.clone())),
-        )),
-        None => Err(AdaptSourceError::NoRandomAccess {
+    match (base.random_reader(), base.random_reader()) {
+        (Some(random), Some(in_order)) => Ok((random, in_order)),
+        _ => Err(AdaptSourceError::NoRandomAccess {
             name: base.name.clone(),
             format: base.format,
         }),

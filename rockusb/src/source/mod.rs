@@ -190,6 +190,17 @@ impl ImageSource {
         })
     }
 
+    /// A reader of the decoded image by offset, when the source offers one: its own random
+    /// access (a raw file, an adapted image), or a new reader over the .xz block index
+    /// (each call makes an independent one, with its own block cache).
+    pub fn random_reader(&self) -> Option<ImageAt> {
+        match (&self.random_access, &self.xz_blocks) {
+            (Some(image), _) => Some(image.clone()),
+            (None, Some(blocks)) => Some(ImageAt::new(xz_blocks::BlockReader::new(blocks.clone()))),
+            (None, None) => None,
+        }
+    }
+
     /// The stored (possibly compressed) bytes, and how to decode them.
     pub fn into_parts(self) -> (Box<dyn Read + Send>, decode::DecoderSpec) {
         let spec = decode::DecoderSpec {
