@@ -209,12 +209,32 @@ impl VirtualBoard {
         if let Some(pacer) = &mut self.pacer {
             pacer.command();
         }
-        let fault = match cbw.opcode() {
-            Some(Opcode::ReadLba) => self.faults.next_command(Direction::Read),
-            Some(Opcode::WriteLba) => self.faults.next_command(Direction::Write),
+        let direction = match cbw.opcode() {
+            Some(Opcode::ReadLba) => Some(Direction::Read),
+            Some(Opcode::WriteLba) => Some(Direction::Write),
             _ => None,
         };
+        let fault = direction.and_then(|d| {
+            let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+            faults.next_command(d)
+        });
+        if let Some(kind) = fault {
+            crate::faults::log(&self.dir, kind, cbw.address());
+        }
         match fault {
+            // The board drops off the bus mid-command and re-enumerates on the same port:
+            // this handle is stale, as a libusb handle would be.
+            Some(FaultKind::Disconnect) => {
+                self.leave_bus(Mode::Loader, "disconnected mid-command (fault injected)")
+                    .map_err(io_err)?;
+                return Err(TransportError::Disconnected);
+            }
+            Some(FaultKind::Maskrom) => {
+                self.power_cycle().map_err(io_err)?;
+                self.state.last_event = "reset into MaskROM mid-command (fault injected)".into();
+                self.save().map_err(io_err)?;
+                return Err(TransportError::Disconnected);
+            }
             // The command is lost: the endpoint NAKs until the host recovers it.
             Some(FaultKind::Timeout) => {
                 self.engine.ignoring_out = true;
