@@ -5,8 +5,8 @@
 //! `rockusb` binary and through the libusb shim alike) to a comma-separated list:
 //! - `KIND@N`: the Nth command the fault can hit meets it, counted from 1 in each process
 //!   (a host that re-opens the board after a disconnect keeps counting): `timeout`,
-//!   `stall`, `disconnect` and `maskrom` count every READ_LBA and WRITE_LBA, `failed`
-//!   counts writes and `corrupt` counts reads;
+//!   `stall`, `slow`, `disconnect` and `maskrom` count every READ_LBA and WRITE_LBA,
+//!   `failed` and `lost` count writes and `corrupt` counts reads;
 //! - `random:SEED:PERMILLE[:KIND+KIND…]`: each data command meets a fault with that
 //!   probability, its kind chosen at random among those listed (default: `timeout`,
 //!   `stall`, `failed`, `corrupt`); the same seed gives the same faults.
@@ -14,7 +14,10 @@
 //! Kinds: `timeout` (the command block is never answered: the endpoint NAKs until the
 //! host recovers it), `stall` (the command block is refused with a stall), `failed` (a
 //! write's status block says "failed" and nothing is stored), `corrupt` (a read's data
-//! arrives with one byte changed, as a bad link would deliver it), `disconnect` (the board
+//! arrives with one byte changed, as a bad link would deliver it), `lost` (a write is
+//! acknowledged as good but its data never reaches the medium: a failing eMMC, or a short
+//! write the device did not report; only reading back finds it), `slow` (the command is
+//! answered 1.5 s late, as a busy eMMC does), `disconnect` (the board
 //! drops off the bus mid-command and re-enumerates at a new address on the same port, its
 //! loader still running: a hub or cable glitch), `maskrom` (the same, but the board comes
 //! back in MaskROM: a brown-out reset lost the loader and DRAM; the storage keeps what
@@ -38,9 +41,14 @@ pub enum FaultKind {
     Stall,
     Failed,
     Corrupt,
+    Lost,
+    Slow,
     Disconnect,
     Maskrom,
 }
+
+/// How late a `slow` command is answered: well inside the host's 5 s timeout.
+pub const SLOW_COMMAND: std::time::Duration = std::time::Duration::from_millis(1500);
 
 impl FaultKind {
     /// The kinds `random:` chooses from unless told otherwise.
@@ -51,12 +59,23 @@ impl FaultKind {
         FaultKind::Corrupt,
     ];
 
+    /// Whether a command moving data that way can meet this fault.
+    pub fn applies_to(self, direction: Direction) -> bool {
+        match self {
+            FaultKind::Failed | FaultKind::Lost => direction == Direction::Write,
+            FaultKind::Corrupt => direction == Direction::Read,
+            _ => true,
+        }
+    }
+
     pub fn name(self) -> &'static str {
         match self {
             FaultKind::Timeout => "timeout",
             FaultKind::Stall => "stall",
             FaultKind::Failed => "failed",
             FaultKind::Corrupt => "corrupt",
+            FaultKind::Lost => "lost",
+            FaultKind::Slow => "slow",
             FaultKind::Disconnect => "disconnect",
             FaultKind::Maskrom => "maskrom",
         }
@@ -71,10 +90,12 @@ impl FromStr for FaultKind {
             "stall" => Ok(FaultKind::Stall),
             "failed" => Ok(FaultKind::Failed),
             "corrupt" => Ok(FaultKind::Corrupt),
+            "lost" => Ok(FaultKind::Lost),
+            "slow" => Ok(FaultKind::Slow),
             "disconnect" => Ok(FaultKind::Disconnect),
             "maskrom" => Ok(FaultKind::Maskrom),
             other => Err(format!(
-                "unknown fault {other:?}: use timeout, stall, failed, corrupt, disconnect or maskrom"
+                "unknown fault {other:?}: use timeout, stall, failed, corrupt, lost, slow, disconnect or maskrom"
             )),
         }
     }
@@ -182,10 +203,12 @@ impl Faults {
         *count += 1;
         let (commands, own) = (self.commands, *count);
         let hit = |&(n, kind): &(u64, FaultKind)| match kind {
-            FaultKind::Timeout | FaultKind::Stall | FaultKind::Disconnect | FaultKind::Maskrom => {
-                n == commands
-            }
-            FaultKind::Failed => direction == Direction::Write && n == own,
+            FaultKind::Timeout
+            | FaultKind::Stall
+            | FaultKind::Slow
+            | FaultKind::Disconnect
+            | FaultKind::Maskrom => n == commands,
+            FaultKind::Failed | FaultKind::Lost => direction == Direction::Write && n == own,
             FaultKind::Corrupt => direction == Direction::Read && n == own,
         };
         if let Some(&(_, kind)) = self.at.iter().find(|f| hit(f)) {
@@ -196,7 +219,14 @@ impl Faults {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         let roll = (*state % 1000) as u32;
-        let kinds = &self.random_kinds;
+        // Only kinds that can befall this command (a read is not "lost", a write not
+        // "corrupt"), so every fault counted is a fault the host met.
+        let kinds: Vec<FaultKind> = self
+            .random_kinds
+            .iter()
+            .copied()
+            .filter(|k| k.applies_to(direction))
+            .collect();
         (roll < *permille && !kinds.is_empty())
             .then(|| kinds[(*state >> 32) as usize % kinds.len()])
     }

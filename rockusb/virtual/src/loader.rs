@@ -70,6 +70,9 @@ pub struct BulkEngine {
     pending_reset: Option<u8>,
     /// Set when the status block that precedes a reset has been queued.
     status_queued_before_reset: bool,
+    /// The write being received is acknowledged but never reaches the medium (a `lost`
+    /// fault).
+    losing_data: bool,
 }
 
 fn io_err(e: std::io::Error) -> TransportError {
@@ -97,7 +100,7 @@ impl VirtualBoard {
                 refused,
             } => {
                 let take = (data.len() as u64).min(remaining);
-                if !refused {
+                if !refused && !self.engine.losing_data {
                     self.store(kind)
                         .map_err(io_err)?
                         .write_at(offset, &data[..take as usize])
@@ -105,6 +108,7 @@ impl VirtualBoard {
                 }
                 let remaining = remaining - take;
                 if remaining == 0 {
+                    self.engine.losing_data = false;
                     let status = if refused {
                         Status::Failed
                     } else {
@@ -241,6 +245,9 @@ impl VirtualBoard {
                 return Ok(());
             }
             Some(FaultKind::Stall) => return Err(TransportError::Stall),
+            // The eMMC takes its time (garbage collection, a worn card): the command is
+            // answered late, within the host's timeout.
+            Some(FaultKind::Slow) => std::thread::sleep(crate::faults::SLOW_COMMAND),
             _ => {}
         }
         match self.config.personality {
@@ -259,6 +266,9 @@ impl VirtualBoard {
                 if let Phase::Receiving { refused, .. } = &mut self.engine.phase {
                     *refused = true;
                 }
+            }
+            Some(FaultKind::Lost) => {
+                self.engine.losing_data = matches!(self.engine.phase, Phase::Receiving { .. });
             }
             Some(FaultKind::Corrupt) => {
                 if let Some(&InItem::Storage {

@@ -159,6 +159,10 @@ pub enum FlashError {
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
     #[error(
+        "{cause}\nThe whole image was written, bootloader included. To repair what differs, run the same command with --resume: it reads back every run, writes again those that differ, and verifies everything"
+    )]
+    Unverified { cause: verify::VerifyError },
+    #[error(
         "{cause}\nThe flash stopped after writing {} of the image (up to image offset {image_offset}). {state} {next}",
         human_bytes(*written)
     )]
@@ -367,7 +371,10 @@ pub fn flash<T: Transport>(
     }
 
     let (verify, verified_during_write, verify_seconds) =
-        read_back(&mut writer, &mut warnings, observer)?;
+        read_back(&mut writer, &mut warnings, observer).map_err(|e| match e {
+            FlashError::Verify(cause) if writer.has_journal() => FlashError::Unverified { cause },
+            other => other,
+        })?;
     warnings.link_trouble(&writer.io, observer);
     if let Err(e) = writer.finish_journal() {
         warnings.add(

@@ -107,6 +107,11 @@ impl<'a, T: Transport> Writer<'a, T> {
         }
     }
 
+    /// Whether this flash keeps a journal (and can be resumed).
+    pub fn has_journal(&self) -> bool {
+        self.journal.is_some()
+    }
+
     /// The flash is complete: its journal is no longer needed.
     pub fn finish_journal(&mut self) -> std::io::Result<()> {
         match self.journal.take() {
