@@ -142,6 +142,17 @@ pub trait BoardLister: Send + Sync {
     /// Every Rockchip board on the bus, with its probed mode (in any order).
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError>;
 
+    /// The boards at the ports `wanted` accepts, with their probed mode; the others are
+    /// neither opened nor listed. Probing opens (and on USB claims) a board, so a program
+    /// working on several boards at once scans only the ports it is not using.
+    fn scan_where(&self, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<BoardInfo>, DiscoveryError> {
+        Ok(self
+            .scan()?
+            .into_iter()
+            .filter(|b| wanted(&b.port_path))
+            .collect())
+    }
+
     /// Opens the board at `port_path`.
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError>;
 }
@@ -216,6 +227,23 @@ impl Bus {
         let mut boards = self.0.scan()?;
         boards.sort_by(|a, b| a.port_path.cmp(&b.port_path));
         Ok(boards)
+    }
+
+    /// The boards at the ports `wanted` accepts, in port-path order, without opening
+    /// the others ([`BoardLister::scan_where`]).
+    pub fn scan_where(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<BoardInfo>, DiscoveryError> {
+        let mut boards = self.0.scan_where(wanted)?;
+        boards.sort_by(|a, b| a.port_path.cmp(&b.port_path));
+        Ok(boards)
+    }
+
+    /// The board at `port_path`, if one is attached there, probed without opening any
+    /// other board.
+    pub fn scan_port(&self, port_path: &str) -> Result<Option<BoardInfo>, DiscoveryError> {
+        Ok(self.0.scan_where(&|p| p == port_path)?.into_iter().next())
     }
 
     /// Opens the board at `port_path`.

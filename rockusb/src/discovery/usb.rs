@@ -36,9 +36,13 @@ impl BoardLister for UsbLister {
     }
 
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError> {
+        self.scan_where(&|_| true)
+    }
+
+    fn scan_where(&self, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<BoardInfo>, DiscoveryError> {
         let mut boards = Vec::new();
         for device in self.devices()?.iter() {
-            if !is_rockusb(&device) {
+            if !is_rockusb(&device) || !wanted(&usb_transport::port_path(&device)) {
                 continue;
             }
             let Ok(desc) = device.device_descriptor() else {

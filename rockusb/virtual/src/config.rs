@@ -55,6 +55,9 @@ pub struct BoardConfig {
     /// Pace transfers like a USB 2.0 link (benchmarks only).
     #[serde(default)]
     pub link: Option<LinkModel>,
+    /// The virtual hub the board sits behind (its boards share one link), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
 }
 
 impl BoardConfig {
@@ -74,6 +77,7 @@ impl BoardConfig {
             spinor_bytes: 16 * MIB,
             read_wall: false,
             link: None,
+            hub: None,
         }
     }
 

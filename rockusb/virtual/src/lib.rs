@@ -26,7 +26,7 @@ pub use link::LinkModel;
 pub use state::{BoardState, Mode};
 pub use transport::VirtualHandle;
 
-use link::LinkPacer;
+use link::Pacer;
 use loader::BulkEngine;
 use rockusb::protocol::{AreaReceiver, StorageKind};
 use std::io;
@@ -56,7 +56,7 @@ pub struct VirtualBoard {
     state: BoardState,
     receiver: AreaReceiver,
     engine: BulkEngine,
-    pacer: Option<LinkPacer>,
+    pacer: Option<Pacer>,
     stores: Vec<(StorageKind, BackingStore)>,
     /// Faults to inject into data commands ([`faults`]), shared by this process's handles.
     faults: std::sync::Arc<std::sync::Mutex<faults::Faults>>,
@@ -86,7 +86,7 @@ impl VirtualBoard {
         let state = BoardState::load(&dir.join(STATE_FILE))?;
         Ok(VirtualBoard {
             dir: dir.to_path_buf(),
-            pacer: config.link.map(LinkPacer::new),
+            pacer: pacer(dir, &config),
             config,
             state,
             receiver: AreaReceiver::new(),
@@ -162,10 +162,24 @@ impl VirtualBoard {
         self.save()
     }
 
+    /// Unplugs the board: it leaves the bus until [`VirtualBoard::power_cycle`] plugs it
+    /// in again (in MaskROM). The storage keeps its contents.
+    pub fn unplug(&mut self) -> io::Result<()> {
+        self.leave_bus(Mode::Off, "unplugged")
+    }
+
     /// Changes the link model (benchmarks), persisting it in the board's config.
     pub fn set_link(&mut self, link: Option<LinkModel>) -> io::Result<()> {
         self.config.link = link;
-        self.pacer = link.map(LinkPacer::new);
+        self.pacer = pacer(&self.dir, &self.config);
+        state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
+    }
+
+    /// Moves the board behind a hub (or off one) at these ports, persisting it.
+    pub fn set_place(&mut self, hub: Option<String>, ports: Vec<u8>) -> io::Result<()> {
+        self.config.hub = hub;
+        self.config.ports = ports;
+        self.pacer = pacer(&self.dir, &self.config);
         state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
     }
 
@@ -241,6 +255,17 @@ impl VirtualBoard {
         self.engine = BulkEngine::default();
         self.save()
     }
+}
+
+/// The board's link pacer, if its link is modelled: shared with the boards behind the
+/// same hub (whose folder sits beside the boards' folders).
+fn pacer(dir: &Path, config: &BoardConfig) -> Option<Pacer> {
+    let model = config.link?;
+    let hub_dir = config
+        .hub
+        .as_deref()
+        .map(|hub| link::hub_dir(dir.parent().unwrap_or(dir), hub));
+    Some(Pacer::new(model, hub_dir))
 }
 
 fn initial_address(config: &BoardConfig) -> u8 {
