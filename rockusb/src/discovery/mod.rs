@@ -155,7 +155,18 @@ pub trait BoardLister: Send + Sync {
 
     /// Opens the board at `port_path`.
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError>;
+
+    /// Calls `notify`, from a thread of its own and for as long as the process runs,
+    /// whenever a board may have come onto the bus or left it; false when this bus cannot
+    /// tell, and the caller polls ([`BusTiming::station_poll_interval`]).
+    fn watch(&self, notify: Notify) -> bool {
+        let _ = notify;
+        false
+    }
 }
+
+/// Told when boards may have come or gone ([`BoardLister::watch`]).
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// A handle on one bus, cheap to clone and share between threads.
 #[derive(Clone)]
@@ -249,6 +260,11 @@ impl Bus {
     /// Opens the board at `port_path`.
     pub fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
         self.0.open(port_path)
+    }
+
+    /// See [`BoardLister::watch`].
+    pub fn watch(&self, notify: Notify) -> bool {
+        self.0.watch(notify)
     }
 
     /// Opens the board at `port_path` as a transport that finds it again on the same

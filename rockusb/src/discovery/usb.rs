@@ -69,6 +69,39 @@ impl BoardLister for UsbLister {
         Ok(boards)
     }
 
+    /// libusb's hotplug events where the platform has them (Linux, macOS), for Rockchip
+    /// devices; a thread of its own handles libusb's events for them.
+    fn watch(&self, notify: super::Notify) -> bool {
+        if !rusb::has_hotplug() {
+            return false;
+        }
+        let context = self.context.clone();
+        let (registered, result) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("usb-hotplug".into())
+            .spawn(move || {
+                let mut builder = rusb::HotplugBuilder::new();
+                builder.vendor_id(ROCKCHIP_VID).enumerate(false);
+                let registration =
+                    builder.register::<rusb::Context, _>(&context, Box::new(Arrivals(notify)));
+                let ok = registration.is_ok();
+                let _ = registered.send(ok);
+                if !ok {
+                    return;
+                }
+                let _keep = registration;
+                loop {
+                    if context
+                        .handle_events(Some(std::time::Duration::from_secs(1)))
+                        .is_err()
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+            });
+        spawned.is_ok() && result.recv().unwrap_or(false)
+    }
+
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
         let device = self
             .devices()?
@@ -89,4 +122,17 @@ fn is_rockusb<T: UsbContext>(device: &rusb::Device<T>) -> bool {
         .device_descriptor()
         .is_ok_and(|d| d.vendor_id() == ROCKCHIP_VID)
         && usb_transport::find_interface(device).is_some()
+}
+
+/// Passes libusb's hotplug events on.
+struct Arrivals(super::Notify);
+
+impl<T: UsbContext> rusb::Hotplug<T> for Arrivals {
+    fn device_arrived(&mut self, _device: rusb::Device<T>) {
+        (self.0)();
+    }
+
+    fn device_left(&mut self, _device: rusb::Device<T>) {
+        (self.0)();
+    }
 }

@@ -14,7 +14,7 @@
 
 use super::{BoardConfig, VirtualBoard, VirtualHandle};
 use rockusb::discovery::{
-    Attachment, BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, probe_mode,
+    Attachment, BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, Notify, probe_mode,
 };
 use rockusb::transport::Transport;
 use std::io;
@@ -157,6 +157,11 @@ impl BoardLister for VirtualBus {
         Ok(found)
     }
 
+    /// Every board under the bus's folder announces its changes ([`crate::arrivals`]).
+    fn watch(&self, notify: Notify) -> bool {
+        crate::arrivals::watch(&self.root, notify)
+    }
+
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
         for board in self.boards()? {
             if board.config().port_path() == port_path {
@@ -253,5 +258,26 @@ mod tests {
         // Without hubs, as before: one root port per board in order.
         let plain = VirtualBus::new(PathBuf::new(), parse_names("x,y"));
         assert_eq!(plain.new_board_config("y").unwrap().port_path(), "1-2");
+    }
+
+    #[cfg(target_os = "linux")]
+    #[test]
+    fn a_board_plugged_in_is_announced_to_the_bus_watcher() {
+        let dir = tempfile::tempdir().unwrap();
+        let bus = VirtualBus::new(dir.path().to_path_buf(), parse_names("a,b"));
+        let mut b = bus.board("b").unwrap();
+        b.unplug().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        assert!(BoardLister::watch(
+            &bus,
+            std::sync::Arc::new(move || {
+                let _ = tx.send(());
+            })
+        ));
+        assert_eq!(bus.scan().unwrap().len(), 1);
+        b.power_cycle().unwrap();
+        rx.recv_timeout(std::time::Duration::from_secs(10))
+            .expect("the arrival was announced");
+        assert_eq!(bus.scan().unwrap().len(), 2);
     }
 }

@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod arrivals;
 pub mod bootrom;
 pub mod bus;
 pub mod config;
@@ -75,6 +76,9 @@ impl VirtualBoard {
         let config = config();
         state::save_json(&dir.join(CONFIG_FILE), &config)?;
         BoardState::powered_on(initial_address(&config)).save(&dir.join(STATE_FILE))?;
+        if let Some(root) = dir.parent() {
+            arrivals::announce(root);
+        }
         Self::open(dir)
     }
 
@@ -121,6 +125,10 @@ impl VirtualBoard {
         let path = self.dir.join(STATE_FILE);
         self.state.save(&path)?;
         self.state_stamp = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        // Whatever changed (a board on or off the bus, a new address), watchers rescan.
+        if let Some(root) = self.dir.parent() {
+            arrivals::announce(root);
+        }
         Ok(())
     }
 

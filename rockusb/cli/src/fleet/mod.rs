@@ -24,7 +24,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{self, Receiver, Sender};
 use std::thread::JoinHandle;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use names::FleetFile;
 use station::{BoardRecord, Outcome, Station};
@@ -69,13 +69,18 @@ fn check_once(args: &mut FlashArgs, json: bool) -> Result<()> {
     Ok(())
 }
 
-/// Why the main loop wakes up before its poll interval: a board finished, or the
-/// station was told to stop.
+/// Why the main loop wakes up before its poll interval: a board finished, the bus
+/// changed, or the station was told to stop.
 #[derive(Debug)]
 enum Wake {
     Finished,
+    Arrived,
     Stop,
 }
+
+/// How long the station waits for a bus that announces arrivals before looking anyway:
+/// a safety net, not the way boards are found.
+const WATCHED_RESCAN: Duration = Duration::from_secs(2);
 
 /// Sets `stop` and wakes the loop on SIGINT or SIGTERM.
 fn on_stop_signal(stop: Arc<AtomicBool>, wake: Sender<Wake>) -> Result<()> {
@@ -136,6 +141,16 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let (wake_tx, wake) = mpsc::channel();
     on_stop_signal(stop.clone(), wake_tx.clone())?;
+    // Hotplug (libusb) or the virtual bus's announcements; else the bus is polled.
+    let arrivals = wake_tx.clone();
+    let watched = bus.watch(Arc::new(move || {
+        let _ = arrivals.send(Wake::Arrived);
+    }));
+    let rescan = if watched {
+        WATCHED_RESCAN
+    } else {
+        bus.timing().station_poll_interval
+    };
 
     let ctx = BoardContext {
         bus: bus.clone(),
@@ -144,7 +159,7 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
         reset: !args.no_reset,
         wake: wake_tx,
     };
-    let stopped = station_loop(bus, &args, &names, &ctx, &stop, &wake)?;
+    let stopped = station_loop(bus, &args, &names, &ctx, &stop, (&wake, rescan))?;
     station.stop();
     let status = Output::new(json);
     if stopped {
@@ -198,7 +213,7 @@ fn station_loop(
     names: &FleetFile,
     ctx: &BoardContext,
     stop: &AtomicBool,
-    wake: &Receiver<Wake>,
+    (wake, rescan): (&Receiver<Wake>, Duration),
 ) -> Result<bool> {
     // Ports with a board being flashed, and ports whose board is done but still attached.
     let mut busy: BTreeMap<String, Busy> = BTreeMap::new();
@@ -267,10 +282,20 @@ fn station_loop(
         if args.idle_timeout > 0 && last_activity.elapsed().as_secs() >= args.idle_timeout {
             return Ok(false);
         }
-        // A finished board or a stop request ends the wait early.
-        match wake.recv_timeout(bus.timing().station_poll_interval) {
+        // A finished board, a change on the bus or a stop request ends the wait early.
+        let wait = match args.idle_timeout {
+            0 => rescan,
+            secs => rescan.min(Duration::from_secs(secs).saturating_sub(last_activity.elapsed())),
+        };
+        match wake.recv_timeout(wait) {
             Ok(Wake::Stop) => return Ok(true),
-            Ok(Wake::Finished) | Err(_) => {}
+            Ok(Wake::Finished | Wake::Arrived) | Err(_) => {}
+        }
+        // Several signals at once need one scan.
+        while let Ok(signal) = wake.try_recv() {
+            if let Wake::Stop = signal {
+                return Ok(true);
+            }
         }
     }
 }
