@@ -154,6 +154,15 @@ fn fleet_through_libusb_flashes_four_boards_at_once_with_names_and_a_report() {
         s.assert_flashed(name);
         assert_eq!(s.boards.board(name).state().mode, Mode::Off, "{name} reset");
     }
+    // One decoder for the four: every 1 MiB block decoded once (40 in the image), and
+    // each board got every block, from the window or, behind it, decoded alone.
+    let decode = &report["decode"];
+    assert_eq!(decode["decoded"], 40, "{decode}");
+    assert_eq!(
+        decode["served"].as_u64().unwrap() + decode["redecoded"].as_u64().unwrap(),
+        4 * 40,
+        "{decode}"
+    );
     // At once: every board was taken before any finished.
     let boards = report["boards"].as_array().unwrap();
     let last_start = boards

@@ -244,13 +244,23 @@ pub struct ParallelBlocks {
 impl ParallelBlocks {
     /// Starts `threads` workers; at most `keep_ahead` blocks with data are held.
     pub fn start(blocks: XzBlocks, threads: usize, keep_ahead: usize) -> ParallelBlocks {
+        Self::start_at(blocks, 0, threads, keep_ahead)
+    }
+
+    /// [`ParallelBlocks::start`] from block `first` on.
+    pub fn start_at(
+        blocks: XzBlocks,
+        first: usize,
+        threads: usize,
+        keep_ahead: usize,
+    ) -> ParallelBlocks {
         let shared = Arc::new(Shared {
             blocks,
             keep_ahead: keep_ahead.max(1),
             state: Mutex::new(State {
                 slots: BTreeMap::new(),
-                next_scan: 0,
-                deliver: 0,
+                next_scan: first,
+                deliver: first,
                 held: 0,
                 stop: false,
             }),

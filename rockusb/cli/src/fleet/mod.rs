@@ -18,6 +18,7 @@ use rockusb::ops::flash::journal::ImageIdentity;
 use rockusb::ops::{Event, Observer};
 use rockusb::source::ImageSource;
 use rockusb::source::check::IntegrityCheck;
+use rockusb::source::shared::SharedImage;
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -152,7 +153,13 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
         bus.timing().station_poll_interval
     };
 
+    // One decoder for every board (a seekable .xz); others decode their own copy.
+    let shared = ImageSource::open(&args.flash.image)
+        .ok()
+        .filter(|_| args.flash.adapt.is_none())
+        .and_then(|source| SharedImage::for_source(&source));
     let ctx = BoardContext {
+        shared: shared.clone(),
         bus: bus.clone(),
         station: station.clone(),
         json,
@@ -172,7 +179,8 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
             );
         }
     }
-    let report = station.report();
+    let mut report = station.report();
+    report.decode = shared.as_ref().map(SharedImage::stats);
     if let Some(path) = &args.report {
         write_report(path, &report)?;
     }
@@ -198,6 +206,7 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
 /// What every board thread shares.
 #[derive(Clone)]
 struct BoardContext {
+    shared: Option<SharedImage>,
     bus: Bus,
     station: Arc<Station>,
     json: bool,
@@ -312,13 +321,14 @@ fn flash_one(
     let station = ctx.station.clone();
     let tap: Tap = Arc::new(move |line| station.observe(index, line));
     let mut out = Output::for_fleet(ctx.json, port, name, tap, None);
-    let result = flash::flash(&ctx.bus, Some(port), args, &mut out).and_then(|()| {
-        if ctx.reset {
-            let mut client = Client::new(ctx.bus.open(port)?);
-            client.reset(ResetKind::Reboot)?;
-        }
-        Ok(())
-    });
+    let result = flash::flash_shared(&ctx.bus, Some(port), args, &mut out, ctx.shared.as_ref())
+        .and_then(|()| {
+            if ctx.reset {
+                let mut client = Client::new(ctx.bus.open(port)?);
+                client.reset(ResetKind::Reboot)?;
+            }
+            Ok(())
+        });
     result.err().map(|e| format!("{e:#}"))
 }
 

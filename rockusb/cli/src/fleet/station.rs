@@ -99,6 +99,9 @@ pub struct Report {
     pub running: bool,
     pub boards: Vec<BoardRecord>,
     pub hubs: Vec<HubFigures>,
+    /// How the image's decoding was shared: blocks decoded once, handed to boards, and
+    /// decoded again by boards that fell behind (absent when each board decoded its own).
+    pub decode: Option<rockusb::source::shared::SharedStats>,
 }
 
 struct Inner {
@@ -303,6 +306,7 @@ impl Station {
             running: inner.running,
             hubs: hub_figures(&boards, now),
             boards,
+            decode: None,
         }
     }
 }

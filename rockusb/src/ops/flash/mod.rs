@@ -287,9 +287,13 @@ pub fn flash<T: Transport>(
     let random_access = source.random_access.take();
     let xz_blocks = source.xz_blocks.take();
     let random_xz = xz_blocks.clone();
+    let shared = source.shared.take();
     let (input, spec) = source.into_parts();
-    let (decoded, chunk_pool, mut threads) =
-        pipeline::start_decode(input, spec, xz_blocks, held_len);
+    let (decoded, chunk_pool, mut threads) = match shared {
+        // Several boards, one decoder (crate::source::shared).
+        Some(subscription) => subscription.start(held_len),
+        None => pipeline::start_decode(input, spec, xz_blocks, held_len),
+    };
     let describe = |f: StreamFailure| stream_failure(f, &name, format);
 
     let prefix = receive_prefix(&decoded, held_len, &name, &describe)?;

@@ -43,7 +43,7 @@ pub const CHUNK_POOL: usize = 6;
 /// hold no buffer: the decoder runs ahead through long zero runs (a Talos image is 85 %
 /// zeros after its data) while the writer is still busy with data, instead of
 /// decoding them only after the writer's queue has drained and the link sits idle.
-const DECODED_QUEUE: usize = 16384;
+pub(crate) const DECODED_QUEUE: usize = 16384;
 /// Stored-byte pieces in flight between the reader and the decoder.
 const READ_PIECES: usize = 4;
 const READ_PIECE_LEN: usize = 1 << 20;
