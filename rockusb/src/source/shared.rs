@@ -4,8 +4,8 @@
 //! [`super::xz_blocks`]) is decoded once, in order, into a bounded window of the most
 //! recent blocks; every board's flash takes its blocks from the window and copies them into
 //! its own pipeline ([`Subscription::start`] gives what [`crate::ops::flash::pipeline::start_decode`]
-//! gives a lone board). The decoder runs at most [`WINDOW_BLOCKS`] blocks ahead of the
-//! board furthest along, so memory stays bounded; a board that falls behind the window
+//! gives a lone board). The decoder holds at most [`WINDOW_DATA_BLOCKS`] blocks with data
+//! ahead of the board furthest along, so memory stays bounded; a board that falls behind the window
 //! does not hold the others back: it decodes the blocks it missed on its own, straight
 //! from the xz block index, and takes from the window again once it is back inside it.
 //! A board arriving when nobody else is inside the window restarts the shared decoder
@@ -22,8 +22,11 @@ use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::thread::JoinHandle;
 
-/// Blocks the window keeps (1 MiB each for Talos images; all-zero blocks cost nothing).
-pub const WINDOW_BLOCKS: usize = 16;
+/// Blocks holding data the window keeps (1 MiB each for Talos images); all-zero blocks
+/// travel as lengths and cost nothing, so a window spans far more of a mostly empty image.
+pub const WINDOW_DATA_BLOCKS: usize = 32;
+/// Blocks of any kind the window keeps at most.
+const WINDOW_MAX_BLOCKS: usize = 4096;
 /// Blocks with data the shared decoder's workers may hold ahead of the window.
 const KEEP_AHEAD: usize = 8;
 
@@ -47,6 +50,8 @@ enum Block {
 struct Window {
     /// Blocks `base..base + blocks.len()`.
     blocks: VecDeque<Block>,
+    /// How many of them hold data.
+    data_blocks: usize,
     base: usize,
     /// The block the decoder failed at, and why.
     failed: Option<(usize, String)>,
@@ -62,6 +67,21 @@ struct Window {
 impl Window {
     fn next(&self) -> usize {
         self.base + self.blocks.len()
+    }
+
+    /// Blocks with data in the window at or after block `from`.
+    fn data_from(&self, from: usize) -> usize {
+        self.blocks
+            .iter()
+            .skip(from.saturating_sub(self.base))
+            .filter(|b| matches!(b, Block::Data(_)))
+            .count()
+    }
+
+    fn clear(&mut self, base: usize) {
+        self.blocks.clear();
+        self.data_blocks = 0;
+        self.base = base;
     }
 }
 
@@ -94,7 +114,7 @@ enum Got {
 }
 
 impl SharedImage {
-    /// Shares the decoding of these blocks, with a window of `window` blocks.
+    /// Shares the decoding of these blocks, with a window of `window` blocks holding data.
     pub fn new(source: XzBlocks, window: usize) -> Self {
         SharedImage {
             inner: Arc::new(Inner {
@@ -102,6 +122,7 @@ impl SharedImage {
                 window: window.max(1),
                 state: Mutex::new(Window {
                     blocks: VecDeque::new(),
+                    data_blocks: 0,
                     base: 0,
                     failed: None,
                     cursors: BTreeMap::new(),
@@ -121,7 +142,7 @@ impl SharedImage {
         source
             .xz_blocks
             .clone()
-            .map(|blocks| Self::new(blocks, WINDOW_BLOCKS))
+            .map(|blocks| Self::new(blocks, WINDOW_DATA_BLOCKS))
     }
 
     /// Whether `source` is this image (the same file, by size and block layout).
@@ -260,8 +281,7 @@ impl Subscription {
                     return Got::Alone;
                 }
                 // Nobody else needs the window where it is: restart it here.
-                state.blocks.clear();
-                state.base = i;
+                state.clear(i);
                 state.failed = None;
                 spawn_decoder(inner, &mut state);
             } else if !state.producing {
@@ -353,7 +373,7 @@ fn decode(inner: &Inner, generation: u64, from: usize) {
                 match leader {
                     // Nobody left to decode for.
                     None => return stop(&mut state),
-                    Some(leader) if state.next() < leader + inner.window => break,
+                    Some(leader) if state.data_from(leader) < inner.window => break,
                     Some(_) => {}
                 }
                 state = inner.changed.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -373,10 +393,15 @@ fn decode(inner: &Inner, generation: u64, from: usize) {
             Some(Ok(Piece::Zero(len))) => Block::Zero(len),
             Some(Ok(Piece::Data(data))) => Block::Data(Arc::new(data)),
         };
+        if let Block::Data(_) = block {
+            state.data_blocks += 1;
+        }
         state.blocks.push_back(block);
         state.stats.decoded += 1;
-        if state.blocks.len() > inner.window {
-            state.blocks.pop_front();
+        while state.data_blocks > inner.window || state.blocks.len() > WINDOW_MAX_BLOCKS {
+            if let Some(Block::Data(_)) = state.blocks.pop_front() {
+                state.data_blocks -= 1;
+            }
             state.base += 1;
         }
         drop(state);
@@ -412,25 +437,20 @@ mod tests {
         (image, path)
     }
 
-    /// Everything a board receives, reassembled.
-    fn collect(
-        rx: Receiver<Decoded>,
-        pool: SyncSender<Vec<u8>>,
-        mut pause: impl FnMut(u64),
-    ) -> Vec<u8> {
+    /// Everything a board receives from image byte `from` on, reassembled.
+    fn collect(rx: Receiver<Decoded>, pool: SyncSender<Vec<u8>>, from: u64) -> Vec<u8> {
         let mut out = Vec::new();
         loop {
             match rx.recv().unwrap() {
                 Decoded::Chunk(c) => {
-                    assert_eq!(c.offset, out.len() as u64);
+                    assert_eq!(c.offset, from + out.len() as u64);
                     out.extend_from_slice(c.data());
-                    pause(c.offset);
                     if !c.buf.is_empty() {
                         let _ = pool.try_send(c.buf);
                     }
                 }
                 Decoded::End { len } => {
-                    assert_eq!(len, out.len() as u64);
+                    assert_eq!(len, from + out.len() as u64);
                     return out;
                 }
                 Decoded::Failed(f) => panic!("{f:?}"),
@@ -450,7 +470,7 @@ mod tests {
         let feeds: Vec<_> = (0..2).map(|_| shared.subscribe().start(0)).collect();
         let got: Vec<Vec<u8>> = feeds
             .into_iter()
-            .map(|(rx, pool, _)| std::thread::spawn(move || collect(rx, pool, |_| {})))
+            .map(|(rx, pool, _)| std::thread::spawn(move || collect(rx, pool, 0)))
             .collect::<Vec<_>>()
             .into_iter()
             .map(|t| t.join().unwrap())
@@ -460,37 +480,31 @@ mod tests {
         assert_eq!(stats.decoded, 40, "{stats:?}");
         assert_eq!(stats.served, 80, "{stats:?}");
 
-        // One board runs ahead while the other stops early on: the first is not held
-        // back (it gets 35 MiB in while the other waits), and the slow one decodes what
-        // fell out of the window alone.
+        // A board that has not started reading does not hold another back: the first
+        // reads 30 MiB alone; the late one then decodes what fell out of the window on its
+        // own, and takes the rest from the window.
         let shared = SharedImage::new(source.xz_blocks.clone().unwrap(), 4);
         let (fast_rx, fast_pool, _) = shared.subscribe().start(0);
-        let (slow_rx, slow_pool, _) = shared.subscribe().start(0);
-        let (ahead_tx, ahead_rx) = std::sync::mpsc::channel::<()>();
-        let (slow_done_tx, slow_done_rx) = std::sync::mpsc::channel::<()>();
-        let fast = std::thread::spawn(move || {
-            let mut told = false;
-            collect(fast_rx, fast_pool, |offset| {
-                if offset >= (35 * CHUNK_LEN) as u64 && !told {
-                    ahead_tx.send(()).unwrap();
-                    slow_done_rx.recv().unwrap();
-                    told = true;
+        let late = shared.subscribe();
+        let mut fast_out = Vec::new();
+        while fast_out.len() < 30 * CHUNK_LEN {
+            match fast_rx
+                .recv_timeout(std::time::Duration::from_secs(60))
+                .expect("the first board is not held back by the idle one")
+            {
+                Decoded::Chunk(c) => {
+                    fast_out.extend_from_slice(c.data());
+                    let _ = fast_pool.try_send(c.buf);
                 }
-            })
-        });
-        let slow = std::thread::spawn(move || {
-            let mut waited = false;
-            let out = collect(slow_rx, slow_pool, |offset| {
-                if offset >= (2 * CHUNK_LEN) as u64 && !waited {
-                    ahead_rx.recv().unwrap();
-                    waited = true;
-                }
-            });
-            slow_done_tx.send(()).unwrap();
-            out
-        });
-        assert_eq!(slow.join().unwrap(), image);
-        assert_eq!(fast.join().unwrap(), image);
+                _ => panic!("the image ended early"),
+            }
+        }
+        let (late_rx, late_pool, _) = late.start(0);
+        let late = std::thread::spawn(move || collect(late_rx, late_pool, 0));
+        assert_eq!(late.join().unwrap(), image);
+        let from = fast_out.len() as u64;
+        fast_out.extend(collect(fast_rx, fast_pool, from));
+        assert_eq!(fast_out, image);
         let stats = shared.stats();
         assert!(stats.redecoded > 0, "{stats:?}");
         assert_eq!(stats.served + stats.redecoded, 80, "{stats:?}");
