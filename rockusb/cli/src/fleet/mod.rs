@@ -3,9 +3,11 @@
 //! into the same port is taken in turn.
 //!
 //! - [`names`]: the fleet file naming ports;
-//! - [`station`]: the record of every board taken, the report and per-hub figures.
+//! - [`station`]: the record of every board taken, the report and per-hub figures;
+//! - [`rows`]: one terminal row per board.
 
 mod names;
+mod rows;
 mod station;
 
 use crate::flash::{self, FlashArgs};
@@ -159,6 +161,7 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
         .filter(|_| args.flash.adapt.is_none())
         .and_then(|source| SharedImage::for_source(&source));
     let ctx = BoardContext {
+        rows: (!json).then(rows::Rows::new),
         shared: shared.clone(),
         bus: bus.clone(),
         station: station.clone(),
@@ -207,6 +210,8 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
 #[derive(Clone)]
 struct BoardContext {
     shared: Option<SharedImage>,
+    /// The terminal's rows (text output only).
+    rows: Option<rows::Rows>,
     bus: Bus,
     station: Arc<Station>,
     json: bool,
@@ -319,8 +324,16 @@ fn flash_one(
     args: FlashArgs,
 ) -> Option<String> {
     let station = ctx.station.clone();
-    let tap: Tap = Arc::new(move |line| station.observe(index, line));
-    let mut out = Output::for_fleet(ctx.json, port, name, tap, None);
+    let row = ctx.rows.as_ref().map(|rows| Arc::new(rows.add(port, name)));
+    let row_tap = row.clone();
+    let tap: Tap = Arc::new(move |line| {
+        station.observe(index, line);
+        if let Some(row) = &row_tap {
+            row.observe(line);
+        }
+    });
+    let lines = ctx.rows.as_ref().map(rows::Rows::lines);
+    let mut out = Output::for_fleet(ctx.json, port, name, tap, lines);
     let result = flash::flash_shared(&ctx.bus, Some(port), args, &mut out, ctx.shared.as_ref())
         .and_then(|()| {
             if ctx.reset {
@@ -329,7 +342,11 @@ fn flash_one(
             }
             Ok(())
         });
-    result.err().map(|e| format!("{e:#}"))
+    let error = result.err().map(|e| format!("{e:#}"));
+    if let Some(row) = row {
+        row.finish(if error.is_some() { "failed" } else { "flashed" });
+    }
+    error
 }
 
 /// The board's name and port, as lines show it.
