@@ -4,10 +4,12 @@
 //!
 //! - [`names`]: the fleet file naming ports;
 //! - [`station`]: the record of every board taken, the report and per-hub figures;
-//! - [`rows`]: one terminal row per board.
+//! - [`rows`]: one terminal row per board;
+//! - [`serve`]: the status page (`--serve`).
 
 mod names;
 mod rows;
+mod serve;
 mod station;
 
 use crate::flash::{self, FlashArgs};
@@ -54,6 +56,10 @@ pub struct FleetArgs {
     /// per hub its throughput.
     #[arg(long, value_name = "FILE")]
     pub report: Option<PathBuf>,
+    /// Serve a read-only status page (one card per port) and its JSON (/status.json) at
+    /// PORT on 127.0.0.1, or at HOST:PORT.
+    #[arg(long, value_name = "[HOST:]PORT")]
+    pub serve: Option<String>,
 }
 
 /// Decodes the image once for every board, then turns the per-board check off.
@@ -129,6 +135,7 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
             .open(report)
             .with_context(|| format!("cannot write the report file {}", report.display()))?;
     }
+    let serve_at = args.serve.as_deref().map(serve::parse_addr).transpose()?;
     if args.flash.loader.is_none() {
         eprintln!("no --loader: only boards already running a loader will be flashed");
     }
@@ -141,6 +148,14 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
         args.flash.image.display().to_string(),
         identity.digest,
     ));
+    if let Some(addr) = serve_at {
+        let bound = serve::start(addr, station.clone())?;
+        Output::new(json).show(
+            "serving",
+            serde_json::json!({ "url": format!("http://{bound}/") }),
+            || format!("status page: http://{bound}/"),
+        );
+    }
     let stop = Arc::new(AtomicBool::new(false));
     let (wake_tx, wake) = mpsc::channel();
     on_stop_signal(stop.clone(), wake_tx.clone())?;
@@ -188,7 +203,7 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
         write_report(path, &report)?;
     }
     status.result(&report, || summary_text(&report));
-    if stopped {
+    if stopped && (report.unfinished > 0 || report.failed > 0) {
         bail!(
             "the station was stopped: {} board(s) flashed, {} failed, {} unfinished",
             report.flashed,
