@@ -174,9 +174,13 @@ impl HubPacer {
             .open(&self.path)?;
         lock_file(&file)?;
         let busy_until = read_time(&mut file)?;
+        // This handle's overrun is credited as wire time already spent (see
+        // [`LinkPacer`]), but never into time another board's transfer has booked: the
+        // bookings of a shared wire do not overlap.
+        let credited = now.checked_sub(self.overrun).unwrap_or(now);
         let start = match busy_until {
-            Some(t) if t > now => t,
-            _ => now.checked_sub(self.overrun).unwrap_or(now),
+            Some(t) => t.max(credited),
+            None => credited,
         };
         let until = start + Duration::from_secs_f64(seconds);
         let nanos = until
