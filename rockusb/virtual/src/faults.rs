@@ -4,15 +4,19 @@
 //! Set `ROCKUSB_VIRTUAL_FAULTS` (read when a board is opened, so it works for the
 //! `rockusb` binary and through the libusb shim alike) to a comma-separated list:
 //! - `KIND@N`: the Nth command the fault can hit meets it, counted from 1 on each
-//!   connection: `timeout` and `stall` count every READ_LBA and WRITE_LBA, `failed` counts
-//!   writes and `corrupt` counts reads;
+//!   connection: `timeout` and `stall` count every READ_LBA and WRITE_LBA, `failed` and
+//!   `medium` count writes and `corrupt` counts reads;
 //! - `random:SEED:PERMILLE`: each data command meets a fault with that probability, its
 //!   kind chosen at random; the same seed gives the same faults.
 //!
 //! Kinds: `timeout` (the command block is never answered: the endpoint NAKs until the
 //! host recovers it), `stall` (the command block is refused with a stall), `failed` (a
 //! write's status block says "failed" and nothing is stored), `corrupt` (a read's data
-//! arrives with one byte changed, as a bad link would deliver it).
+//! arrives with one byte changed, as a bad link would deliver it), `medium` (a write's
+//! middle byte reaches the storage changed, as a failing eMMC or a damaged buffer would
+//! store it, while the status block still says good: only a read-back, or the loader's
+//! write-parity check, can tell). `random` never picks `medium`, so a seed keeps giving the
+//! link faults it always gave.
 
 use std::str::FromStr;
 
@@ -25,9 +29,11 @@ pub enum FaultKind {
     Stall,
     Failed,
     Corrupt,
+    Medium,
 }
 
 impl FaultKind {
+    /// The kinds `random:` picks from: the link's.
     const ALL: [FaultKind; 4] = [
         FaultKind::Timeout,
         FaultKind::Stall,
@@ -44,8 +50,9 @@ impl FromStr for FaultKind {
             "stall" => Ok(FaultKind::Stall),
             "failed" => Ok(FaultKind::Failed),
             "corrupt" => Ok(FaultKind::Corrupt),
+            "medium" => Ok(FaultKind::Medium),
             other => Err(format!(
-                "unknown fault {other:?}: use timeout, stall, failed or corrupt"
+                "unknown fault {other:?}: use timeout, stall, failed, corrupt or medium"
             )),
         }
     }
@@ -121,7 +128,7 @@ impl Faults {
         let (commands, own) = (self.commands, *count);
         let hit = |&(n, kind): &(u64, FaultKind)| match kind {
             FaultKind::Timeout | FaultKind::Stall => n == commands,
-            FaultKind::Failed => direction == Direction::Write && n == own,
+            FaultKind::Failed | FaultKind::Medium => direction == Direction::Write && n == own,
             FaultKind::Corrupt => direction == Direction::Read && n == own,
         };
         if let Some(&(_, kind)) = self.at.iter().find(|f| hit(f)) {
@@ -143,7 +150,7 @@ mod tests {
     #[test]
     fn numbered_faults_hit_their_command_and_random_ones_repeat_by_seed() {
         use Direction::{Read, Write};
-        let mut f = Faults::parse("timeout@2, corrupt@2, failed@1").unwrap();
+        let mut f = Faults::parse("timeout@2, corrupt@2, failed@1, medium@2").unwrap();
         let seen: Vec<_> = [Read, Read, Write, Read, Write]
             .into_iter()
             .map(|d| f.next_command(d))
@@ -155,7 +162,7 @@ mod tests {
                 Some(FaultKind::Timeout),
                 Some(FaultKind::Failed),
                 None,
-                None
+                Some(FaultKind::Medium)
             ]
         );
         let run = |seed| {
@@ -164,6 +171,7 @@ mod tests {
         };
         assert_eq!(run(7), run(7));
         let hits = run(7).iter().filter(|f| f.is_some()).count();
+        assert!(!run(7).contains(&Some(FaultKind::Medium)));
         assert!((50..150).contains(&hits), "{hits} faults at 10 %");
         assert!(Faults::parse("melt@1").is_err());
         assert!(Faults::parse("timeout@0").is_err());
