@@ -9,9 +9,16 @@
 //! lost command or a glitch on the link goes away by itself); when it still fails, the same
 //! bytes are sent in commands of half the size, down to 64 KiB, the size rkdeveloptool
 //! always uses. The smaller size then sticks for the rest of the job.
+//!
+//! With write parity on ([`SectorIo::set_write_parity`]), each write carries its checksum
+//! and the loader re-reads it from the medium (docs/protocol.md §9.1): commands are held
+//! to [`MAX_PARITY_SECTORS`], and a mismatch is sent again like any failed command, but
+//! never at a smaller size (a smaller command cannot cure damaged data). A mismatch that
+//! persists fails the write with its sector.
 
 use crate::client::{Client, CommandError};
 use crate::protocol::SECTOR_SIZE;
+pub use crate::protocol::parity::MAX_PARITY_SECTORS;
 use crate::transport::{Transport, TransportError};
 use std::time::Duration;
 
@@ -37,6 +44,10 @@ pub struct SectorIo<'a, T: Transport> {
     pub commands: u64,
     /// Commands that failed and then went through when sent again.
     pub retried: u64,
+    /// Writes carry their parity and the loader checks them on the medium.
+    write_parity: bool,
+    /// Bytes the loader checked against their parity and accepted.
+    pub parity_checked_bytes: u64,
 }
 
 /// Pauses before sending a failed command again at the same size, before concluding the
@@ -65,7 +76,20 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             fallbacks: Vec::new(),
             commands: 0,
             retried: 0,
+            write_parity: false,
+            parity_checked_bytes: 0,
         }
+    }
+
+    /// Sends every write with its parity, for a loader whose capability has the parity
+    /// bit; lowers the command size to what the loader can re-read.
+    pub fn set_write_parity(&mut self) {
+        self.write_parity = true;
+        self.command_sectors = self.command_sectors.min(MAX_PARITY_SECTORS);
+    }
+
+    pub fn write_parity(&self) -> bool {
+        self.write_parity
     }
 
     pub fn command_sectors(&self) -> u32 {
@@ -78,6 +102,13 @@ impl<'a, T: Transport> SectorIo<'a, T> {
 
     /// Writes `data` (whole sectors) at byte `offset`.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), IoFailure> {
+        if self.write_parity {
+            self.each_command(offset, data.len(), |client, lba, range| {
+                client.write_lba_parity(lba, &data[range])
+            })?;
+            self.parity_checked_bytes += data.len() as u64;
+            return Ok(());
+        }
         self.each_command(offset, data.len(), |client, lba, range| {
             client.write_lba(lba, &data[range])
         })
@@ -121,6 +152,16 @@ impl<'a, T: Transport> SectorIo<'a, T> {
                     }
                     attempt = 0;
                     done += n;
+                }
+                // Damaged on the way or on the medium: worth sending again, but a smaller
+                // command would only spread the same damage over more commands.
+                Err(e @ CommandError::ParityMismatch { .. }) => {
+                    let _ = self.client.transport_mut().recover();
+                    let Some(pause) = RETRY_BACKOFF.get(attempt) else {
+                        return Err(failure(e));
+                    };
+                    std::thread::sleep(*pause);
+                    attempt += 1;
                 }
                 Err(e) if refused(&e) => {
                     // The endpoint may be halted or mid-command: clear it before retrying.
