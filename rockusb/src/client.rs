@@ -1,12 +1,12 @@
 //! Runs protocol commands over a [`Transport`]: command block out, data phase, status
 //! block in, and the checks on each. This is the only place that sequences transfers.
 
-use crate::protocol::{parity, transfer_size};
 use crate::protocol::{
     Capability, ChipInfo, CommandBlock, CommandStatus, DataDirection, FlashId, FlashInfo,
     MaskromUpload, Opcode, ProtocolError, SECTOR_SIZE, STATUS_BLOCK_LEN, Status, StorageKind,
     StorageMask,
 };
+use crate::protocol::{parity, transfer_size};
 use crate::transport::{Transport, TransportError};
 
 /// The largest sector count one READ_LBA/WRITE_LBA command can carry (u16 length field).

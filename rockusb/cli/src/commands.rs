@@ -405,7 +405,10 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
             "transfer:   {}",
             transfer_size.map_or(
                 "not announced (TEST_UNIT_READY 0xF7 answers no size)".to_string(),
-                |b| format!("{} KiB per command (announced by TEST_UNIT_READY 0xF7)", b >> 10)
+                |b| format!(
+                    "{} KiB per command (announced by TEST_UNIT_READY 0xF7)",
+                    b >> 10
+                )
             )
         ));
         lines.join("\n")

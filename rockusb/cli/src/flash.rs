@@ -8,17 +8,17 @@ use crate::values::{BoardArg, LayoutArg, StorageArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rockusb::client::Client;
+use rockusb::discovery::UsbSpeed;
 use rockusb::discovery::{BoardInfo, BoardMode, Bus};
 use rockusb::ops::boot::{self, BootPlan};
 use rockusb::ops::flash::backup::{self as backup_op, BackupFormat};
 use rockusb::ops::flash::inspect;
 use rockusb::ops::flash::layout::{self, LayoutChoice, LayoutName};
-use rockusb::discovery::UsbSpeed;
 use rockusb::ops::flash::{
     self as flash_op, FlashMode, FlashOptions, FlashReport, VerifyMode, VerifyOutcome,
 };
-use rockusb::ops::usb3::{self, SwitchOutcome};
 use rockusb::ops::sector_io::SectorIo;
+use rockusb::ops::usb3::{self, SwitchOutcome};
 use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;

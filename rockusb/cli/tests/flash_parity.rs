@@ -78,7 +78,10 @@ fn a_write_damaged_on_the_way_to_the_emmc_is_caught_by_the_loader_with_its_secto
         assert!(out.status.success(), "{}", text(&out));
         let result = json_result(&out);
         assert_eq!(result["verify"]["verify"], "device", "{result}");
-        assert!(warnings(&result).contains("1 command(s) failed and went through"), "{result}");
+        assert!(
+            warnings(&result).contains("1 command(s) failed and went through"),
+            "{result}"
+        );
         assert_flashed(&emmc(root), &image);
 
         // Every time that command is sent: the flash fails and names the sector, where the
@@ -157,7 +160,13 @@ fn no_verify_is_verify_none() {
             assert!(out.status.success(), "{}", text(&out));
             assert_eq!(json_result(&out)["verify"]["verify"], "skipped");
         }
-        let out = flash_with(root, raw, &loader, "", &["--no-verify", "--verify", "device"]);
+        let out = flash_with(
+            root,
+            raw,
+            &loader,
+            "",
+            &["--no-verify", "--verify", "device"],
+        );
         assert!(!out.status.success(), "conflicting options accepted");
     });
 }
@@ -206,7 +215,9 @@ fn usb2_and_a_high_speed_port_keep_the_board_at_high_speed() {
         assert_eq!(result["usb3_switch"]["outcome"], "port-high-speed-only");
         assert!(
             json_events(&out).iter().any(|e| e["event"] == "warning"
-                && e["message"].as_str().is_some_and(|m| m.contains("USB 2.0 only"))),
+                && e["message"]
+                    .as_str()
+                    .is_some_and(|m| m.contains("USB 2.0 only"))),
             "{}",
             text(&out)
         );

@@ -49,7 +49,13 @@ fn device_verified_flash_at_superspeed_through_libusb() {
     );
     let before = list_boards(&boards);
     let stdout = ok(
-        &mut boards.rockusb(&["--json", "flash", raw.to_str().unwrap(), "--verify", "device"]),
+        &mut boards.rockusb(&[
+            "--json",
+            "flash",
+            raw.to_str().unwrap(),
+            "--verify",
+            "device",
+        ]),
         &boards,
     );
     assert_served_by_shim(&boards, "rockusb flash");

@@ -40,7 +40,9 @@ pub enum SwitchOutcome {
 pub enum SwitchError {
     #[error("cannot ask the loader for its capabilities: {0}")]
     Capability(CommandError),
-    #[error("the USB 3 switch (command 0xBB) failed: {0}. Run again with --usb2 to stay at high speed")]
+    #[error(
+        "the USB 3 switch (command 0xBB) failed: {0}. Run again with --usb2 to stay at high speed"
+    )]
     Command(CommandError),
     #[error(
         "the board did not come back on {port_path} within {seconds} s after the USB 3 switch. \

@@ -351,8 +351,15 @@ mod tests {
         let bytes = cbw.to_bytes();
         assert_eq!(bytes[14], 13, "CDB length");
         assert_eq!(&bytes[15..24], &[0x15, 0, 0, 0, 0, 0x40, 0, 0, 2]);
-        assert_eq!(&bytes[24..28], &[0xAA, 0x55, 0x34, 0x12], "parity LE at CDB[9..13]");
-        assert_eq!(CommandBlock::parse(&bytes).unwrap().parity(), Some(0x1234_55AA));
+        assert_eq!(
+            &bytes[24..28],
+            &[0xAA, 0x55, 0x34, 0x12],
+            "parity LE at CDB[9..13]"
+        );
+        assert_eq!(
+            CommandBlock::parse(&bytes).unwrap().parity(),
+            Some(0x1234_55AA)
+        );
         // A 10-byte CDB carries no parity, whatever its bytes hold (vendor U-Boot copies
         // only bCBWCBLength bytes).
         let mut short = bytes;

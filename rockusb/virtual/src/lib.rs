@@ -151,7 +151,11 @@ impl VirtualBoard {
             vid: self.config.usb_vid,
             pid: self.config.usb_pid,
             // Vendor U-Boot reports bcdUSB 0x0300 at SuperSpeed (f_rockusb.c:90).
-            bcd_usb: if self.state.superspeed { 0x0300 } else { 0x0200 },
+            bcd_usb: if self.state.superspeed {
+                0x0300
+            } else {
+                0x0200
+            },
             superspeed: self.state.superspeed,
             bus: self.config.bus,
             address: self.state.address,

@@ -33,11 +33,11 @@ use super::state::Mode;
 use super::{Personality, VirtualBoard};
 use crate::faults::{Direction, FaultKind};
 use rockusb::protocol::parity::{self, MAX_PARITY_SECTORS};
-use rockusb::protocol::{read_wall, transfer_size};
 use rockusb::protocol::{
     COMMAND_BLOCK_LEN, Capability, CommandBlock, CommandStatus, DataDirection, FlashInfo, Opcode,
     ResetKind, SECTOR_SIZE, Status, StorageKind, StorageMask,
 };
+use rockusb::protocol::{read_wall, transfer_size};
 use rockusb::transport::TransportError;
 use std::collections::VecDeque;
 

@@ -8,9 +8,7 @@ use rockusb::discovery::{BoardInfo, BoardMode, Bus, UsbSpeed};
 use rockusb::ops::sector_io::SectorIo;
 use rockusb::ops::usb3::{self, SwitchOutcome};
 use rockusb::ops::{self, Event, boot::BootPlan};
-use rockusb::protocol::{
-    CommandBlock, DataDirection, Opcode, SECTOR_SIZE, StorageKind, parity,
-};
+use rockusb::protocol::{CommandBlock, DataDirection, Opcode, SECTOR_SIZE, StorageKind, parity};
 use rockusb::transport::Transport;
 use rockusb_loaders::LoaderContainer;
 use rockusb_virtual::faults::Faults;
@@ -134,8 +132,7 @@ fn damage_on_the_way_to_the_medium_is_caught_by_parity_and_missed_without_it() {
 }
 
 #[test]
-fn a_persistent_parity_failure_fails_the_sector_loop_with_its_lba_and_a_transient_one_is_retried()
-{
+fn a_persistent_parity_failure_fails_the_sector_loop_with_its_lba_and_a_transient_one_is_retried() {
     let dir = tempfile::tempdir().unwrap();
     booted(dir.path(), Personality::Usbplug, true);
     let bytes = data(4 * MIB as usize, 4);
@@ -146,7 +143,11 @@ fn a_persistent_parity_failure_fails_the_sector_loop_with_its_lba_and_a_transien
     let mut client = Client::new(&mut h);
     let mut io = SectorIo::new(&mut client, 8192);
     io.set_write_parity();
-    assert_eq!(io.command_sectors(), 2048, "parity commands are held to 2048 sectors");
+    assert_eq!(
+        io.command_sectors(),
+        2048,
+        "parity commands are held to 2048 sectors"
+    );
     io.write(0, &bytes).unwrap();
     assert_eq!(io.retried, 1);
     assert_eq!(io.parity_checked_bytes, bytes.len() as u64);
@@ -263,7 +264,10 @@ fn the_usb3_switch_re_enumerates_on_the_same_port_path_at_superspeed() {
     let mut c = Client::new(bus.open(&up.port_path).unwrap());
     c.reset(rockusb::client::ResetKind::Maskrom).unwrap();
     let after = bus.scan().unwrap().remove(0);
-    assert_eq!((after.mode, after.speed), (BoardMode::Maskrom, UsbSpeed::High));
+    assert_eq!(
+        (after.mode, after.speed),
+        (BoardMode::Maskrom, UsbSpeed::High)
+    );
 }
 
 #[test]
@@ -277,7 +281,10 @@ fn the_usb3_switch_is_skipped_where_it_cannot_help_and_falls_back_where_the_link
     let dir = tempfile::tempdir().unwrap();
     let bus = booted(dir.path(), Personality::UbootUsbplug, true);
     let (up, outcome, _) = switch(&bus, false);
-    assert_eq!((outcome, up.speed), (SwitchOutcome::Declined, UsbSpeed::High));
+    assert_eq!(
+        (outcome, up.speed),
+        (SwitchOutcome::Declined, UsbSpeed::High)
+    );
 
     // A port the bus knows to be USB 2.0 only: not tried, and said.
     let dir = tempfile::tempdir().unwrap();
@@ -286,9 +293,11 @@ fn the_usb3_switch_is_skipped_where_it_cannot_help_and_falls_back_where_the_link
     let (up, outcome, events) = switch(&bus, true);
     assert_eq!(outcome, SwitchOutcome::PortHighSpeedOnly);
     assert_eq!(up.address, before.address, "no re-enumeration");
-    assert!(events.iter().any(
-        |e| matches!(e, Event::Warning { message } if message.contains("USB 2.0 only"))
-    ));
+    assert!(
+        events
+            .iter()
+            .any(|e| matches!(e, Event::Warning { message } if message.contains("USB 2.0 only")))
+    );
 
     // The board itself, asked to switch on such a port, comes back at high speed on the
     // same port path.
@@ -298,7 +307,10 @@ fn the_usb3_switch_is_skipped_where_it_cannot_help_and_falls_back_where_the_link
     Client::new(&mut h).switch_usb3().unwrap();
     board = VirtualBoard::open(&dir.path().join("m6")).unwrap();
     let id = board.identity().unwrap();
-    assert_eq!((id.port_path.as_str(), id.superspeed, id.bcd_usb), ("1-1", false, 0x0200));
+    assert_eq!(
+        (id.port_path.as_str(), id.superspeed, id.bcd_usb),
+        ("1-1", false, 0x0200)
+    );
     assert_ne!(id.address, address);
     assert!(board.state().last_event.contains("back at high speed"));
 }

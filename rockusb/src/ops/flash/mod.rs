@@ -29,9 +29,9 @@ pub mod sparse;
 pub mod target;
 pub mod verify;
 
+pub use device_verify::VerifyMode;
 pub use sparse::PartitionReport;
 pub use target::{LoaderKind, Target, TargetError, prepare};
-pub use device_verify::VerifyMode;
 pub use verify::VerifyOutcome;
 
 use crate::client::Client;
