@@ -293,8 +293,8 @@ fn fresh_board(dir: &Path, personality: Personality) -> PathBuf {
     board_root
 }
 
-/// 5. The same sparse flash verified by reading back, on the device, and not at all, on
-/// the USB 2.0 and the USB 3 link models.
+/// Part 5 of the benchmark: the same sparse flash verified by reading back, on the device,
+/// and not at all, on the USB 2.0 and the USB 3 link models.
 fn verify_modes(xz: &Path, dir: &Path) {
     let usb2 = LinkModel::default();
     let usb3 = LinkModel::usb3();

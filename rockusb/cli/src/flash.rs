@@ -205,7 +205,11 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     };
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
     let client = open(bus, &board)?;
-    let (board, mut client, switch) = usb3::switch_if_offered(bus, board, client, !args.usb2, out)?;
+    let usb3::Connected {
+        board,
+        mut client,
+        outcome: switch,
+    } = usb3::switch_if_offered(bus, board, client, !args.usb2, out)?;
     let target = flash_op::prepare(&mut client, storage)?;
     if let Some(check) = check {
         let checked = check.wait()?;

@@ -36,6 +36,14 @@ pub enum SwitchOutcome {
     FellBack,
 }
 
+/// The board after [`switch_if_offered`]: as it answers now (its address, perhaps its port
+/// path, changed), a client on it, and what happened.
+pub struct Connected {
+    pub board: BoardInfo,
+    pub client: Client<Box<dyn Transport>>,
+    pub outcome: SwitchOutcome,
+}
+
 #[derive(Debug, thiserror::Error)]
 pub enum SwitchError {
     #[error("cannot ask the loader for its capabilities: {0}")]
@@ -53,18 +61,23 @@ pub enum SwitchError {
     Discovery(#[from] DiscoveryError),
 }
 
-/// Moves the board to SuperSpeed where the loader and the port allow it. Returns the board
-/// as it answers now (its address, perhaps its port path, changed), a client on it, and
-/// what happened.
+/// Moves the board to SuperSpeed where the loader and the port allow it.
 pub fn switch_if_offered(
     bus: &Bus,
     board: BoardInfo,
     mut client: Client<Box<dyn Transport>>,
     allow: bool,
     observer: &mut dyn Observer,
-) -> Result<(BoardInfo, Client<Box<dyn Transport>>, SwitchOutcome), SwitchError> {
+) -> Result<Connected, SwitchError> {
+    let stay = |board, client, outcome| {
+        Ok(Connected {
+            board,
+            client,
+            outcome,
+        })
+    };
     if board.speed.is_superspeed() {
-        return Ok((board, client, SwitchOutcome::AlreadySuperSpeed));
+        return stay(board, client, SwitchOutcome::AlreadySuperSpeed);
     }
     let offered = match client.capability() {
         Ok(cap) => cap.switch_usb3(),
@@ -72,10 +85,10 @@ pub fn switch_if_offered(
         Err(e) => return Err(SwitchError::Capability(e)),
     };
     if !offered {
-        return Ok((board, client, SwitchOutcome::NotOffered));
+        return stay(board, client, SwitchOutcome::NotOffered);
     }
     if !allow {
-        return Ok((board, client, SwitchOutcome::Declined));
+        return stay(board, client, SwitchOutcome::Declined);
     }
     if bus.superspeed_port(&board.port_path) == Some(false) {
         observer.event(Event::Warning {
@@ -85,7 +98,7 @@ pub fn switch_if_offered(
                 board.port_path
             ),
         });
-        return Ok((board, client, SwitchOutcome::PortHighSpeedOnly));
+        return stay(board, client, SwitchOutcome::PortHighSpeedOnly);
     }
     let others: Vec<String> = bus
         .scan()?
@@ -105,6 +118,13 @@ pub fn switch_if_offered(
     });
     let outcome = if up.speed.is_superspeed() {
         SwitchOutcome::Switched
+    } else if up.address == board.address && up.port_path == board.port_path {
+        observer.event(Event::Warning {
+            message: "the loader accepted the USB 3 switch but did not leave the bus: staying \
+                      at high speed (--usb2 skips the switch)"
+                .into(),
+        });
+        SwitchOutcome::FellBack
     } else {
         observer.event(Event::Warning {
             message: format!(
@@ -116,7 +136,11 @@ pub fn switch_if_offered(
         SwitchOutcome::FellBack
     };
     let client = Client::new(bus.open(&up.port_path)?);
-    Ok((up, client, outcome))
+    Ok(Connected {
+        board: up,
+        client,
+        outcome,
+    })
 }
 
 /// Waits for the board to answer again as a loader after the switch: at its port path with
@@ -152,6 +176,15 @@ fn wait_after_switch(
             return Ok((*one).clone());
         }
         if start.elapsed() >= timeout {
+            // A loader that reports the switch but never leaves the bus is still usable
+            // where it is.
+            if let Some(b) = boards.iter().find(|b| {
+                b.port_path == before.port_path
+                    && b.address == before.address
+                    && b.mode == BoardMode::Loader
+            }) {
+                return Ok(b.clone());
+            }
             return Err(SwitchError::Timeout {
                 port_path: before.port_path.clone(),
                 seconds: timeout.as_secs(),

@@ -238,8 +238,11 @@ fn switch(bus: &Bus, allow: bool) -> (BoardInfo, SwitchOutcome, Vec<Event>) {
     let board = bus.scan().unwrap().remove(0);
     let client = Client::new(bus.open(&board.port_path).unwrap());
     let mut events = Vec::new();
-    let (up, mut client, outcome) =
-        usb3::switch_if_offered(bus, board, client, allow, &mut |e| events.push(e)).unwrap();
+    let usb3::Connected {
+        board: up,
+        mut client,
+        outcome,
+    } = usb3::switch_if_offered(bus, board, client, allow, &mut |e| events.push(e)).unwrap();
     // The client it hands back talks to the board as it is now.
     client.test_unit_ready().unwrap();
     (up, outcome, events)
