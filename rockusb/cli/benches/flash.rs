@@ -355,6 +355,16 @@ fn verify_modes(xz: &Path, dir: &Path) {
                     ""
                 }
             );
+            if verify == "device" {
+                let checked = result["verify"]["bytes"].as_u64().unwrap_or(0);
+                let reread = checked as f64 / rockusb_virtual::link::MEDIUM_READ_BYTES_PER_SECOND;
+                println!(
+                    "    of which the board re-reading {} for parity: {reread:.2} s (modelled); \
+                     without it {:.3} x the unverified bound",
+                    mb(checked),
+                    (wall - reread) / unverified_bound
+                );
+            }
             times.push((link_name, verify, wall));
             let _ = std::fs::remove_dir_all(&board_root);
         }
