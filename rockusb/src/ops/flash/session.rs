@@ -98,12 +98,21 @@ impl<'a, T: Transport> Writer<'a, T> {
         } else {
             ""
         };
+        // A failed command is the link's or the board's doing; anything else (a damaged
+        // image) has its own advice in the cause.
+        let fix = if failure.is_some() {
+            "Check the link first: a short cable straight into a port of the computer (not a \
+             hub or front-panel socket) and a steady power supply for the board; if it keeps \
+             failing at the same place, try another loader version. Then run"
+        } else {
+            "Fix the cause, then run"
+        };
         match &self.journal {
             Some(j) => format!(
-                "Fix the cause, then run the same command with --resume{loader}: it reads back what was written below image byte {}, keeps what matches and goes on from there (without --resume it starts again from the beginning).",
+                "{fix} the same command with --resume{loader}: it reads back what was written below image byte {}, keeps what matches and goes on from there (without --resume it starts again from the beginning).",
                 j.written_to()
             ),
-            None => "Fix the cause, then run the same command again: it rewrites everything that matters.".into(),
+            None => format!("{fix} the same command again: it rewrites everything that matters."),
         }
     }
 
