@@ -394,7 +394,6 @@ fn fixtures(test: &str, dir: &Path) -> Option<PathBuf> {
             .iter()
             .all(|(tool, package)| rockusb_testkit::tool(test, tool, package))
         || !rockusb_testkit::tool(test, "fdtget", "device-tree-compiler")
-        || !rockusb_testkit::tool(test, "dtc", "device-tree-compiler")
     {
         return None;
     }
