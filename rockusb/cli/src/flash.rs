@@ -2,6 +2,7 @@
 //! Argument handling and messages only; the work is in [`rockusb::ops::flash`].
 
 use crate::adapt::{self, BoardFiles, BoardFilesArgs};
+use crate::journal;
 use crate::output::Output;
 use crate::select;
 use crate::values::{BoardArg, LayoutArg, StorageArg};
@@ -84,6 +85,13 @@ pub struct FlashArgs {
     pub adapt: Option<BoardArg>,
     #[command(flatten)]
     pub board_files: BoardFilesArgs,
+    /// Continue a flash of this image onto this board that stopped part-way (a pulled
+    /// cable, a reset, a killed process), from its journal: what was written is read back
+    /// and kept where it matches, the rest written, then the bootloader and GPT last and
+    /// everything verified. Refused when the journal records another image; without a
+    /// journal, the flash starts from the beginning.
+    #[arg(long)]
+    pub resume: bool,
     /// Sectors per write command (default: 8192 for vendor loaders, 2048 for mainline
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
@@ -168,8 +176,12 @@ fn loader_board(
     }
 }
 
+/// Opens the board so that a glitch that drops it off the bus for a moment is ridden out:
+/// it is found again on the same port ([`rockusb::discovery::Reattaching`]).
 fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
-    Ok(Client::new(bus.open(&board.port_path)?))
+    Ok(Client::new(Box::new(
+        bus.open_reattaching(&board.port_path)?,
+    )))
 }
 
 pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output) -> Result<()> {
@@ -177,6 +189,7 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     let storage = StorageKind::from(args.storage);
     let source =
         ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
+    let image_identity = journal::image_identity(&args)?;
     let check = start_check(&source, &args, out);
     let (source, adapted_for) = match args.adapt {
         Some(board) => {
@@ -211,6 +224,9 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         outcome: switch,
     } = usb3::switch_if_offered(bus, board, client, !args.usb2, out)?;
     let target = flash_op::prepare(&mut client, storage)?;
+    let resumable = image_identity
+        .map(|image| journal::start(image, &board, &target, args.resume, out))
+        .transpose()?;
     if let Some(check) = check {
         let checked = check.wait()?;
         out.event(Event::ImageChecked {
@@ -235,6 +251,7 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         mode,
         verify: args.verify_mode(),
         command_sectors: args.command_sectors,
+        resumable,
     };
     let report = flash_op::flash(&mut client, &target, source, options, out)?;
     let summary = FlashSummary {
@@ -244,11 +261,10 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     };
     out.result(&summary, || {
         let mut text = format!(
-            "flashed {} ({}) onto the {} at {}: wrote {}, skipped {} of zeros",
+            "flashed {} ({}) onto the {}: wrote {}, skipped {} of zeros",
             report.image,
             human_bytes(report.image_len),
             report.storage,
-            board.speed,
             human_bytes(report.bytes_written),
             human_bytes(report.bytes_skipped),
         );
@@ -271,6 +287,20 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
                 "; verified below 32 MiB only (see the warning)".into()
             }
         };
+        if let Some(from) = report.resumed_from {
+            text += &format!(
+                "\n  resumed an interrupted flash that had reached image byte {from}: {} of it \
+                 read back as written and was kept",
+                human_bytes(report.kept_bytes)
+            );
+        }
+        if report.reattached > 0 {
+            text += &format!(
+                "\n  the board dropped off the bus {} time(s) and was found again on its port",
+                report.reattached
+            );
+        }
+        text += &format!("; the board ran at {}", board.speed);
         for p in &report.partitions {
             text += &partition_line(p);
         }

@@ -10,6 +10,7 @@ mod commands;
 mod console;
 mod flash;
 mod fleet;
+mod journal;
 mod loader_cmd;
 mod man_completions;
 mod output;

@@ -35,7 +35,14 @@ pub fn describe(board: &BoardInfo) -> String {
         .unwrap_or_default();
     format!(
         "{}  {:04x}:{:04x}  {}  {}  {}{}{}",
-        board.port_path, board.vid, board.pid, soc, board.mode, board.speed, name, problem
+        board.port_path,
+        board.vid,
+        board.pid,
+        soc,
+        board.mode,
+        board.speed.short(),
+        name,
+        problem
     )
 }
 

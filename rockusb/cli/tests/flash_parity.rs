@@ -186,7 +186,7 @@ fn a_loader_with_the_usb3_switch_is_flashed_at_superspeed_on_the_same_port_path(
         let list = rockusb(root, &["list"]);
         let listed = String::from_utf8_lossy(&list.stdout);
         assert!(
-            listed.contains("1-1  2207:350b  RK3588  loader  SuperSpeed (USB 3)"),
+            listed.contains("1-1  2207:350b  RK3588  loader  superspeed (virtual m6)"),
             "{listed}"
         );
         let info = rockusb(root, &["--json", "info"]);

@@ -5,8 +5,11 @@
 //! probing: bcdUSB is 0x0200 for the BootROM and the RK3588 usbplug alike
 //! (docs/protocol.md §1.4), so a TEST_UNIT_READY is sent and only a loader answers it.
 
+mod reattach;
 #[cfg(feature = "libusb")]
 mod usb;
+
+pub use reattach::Reattaching;
 
 use crate::client::Client;
 use crate::transport::{Transport, TransportError};
@@ -55,6 +58,18 @@ pub enum UsbSpeed {
 impl UsbSpeed {
     pub fn is_superspeed(self) -> bool {
         self >= UsbSpeed::Super
+    }
+
+    /// One word for board lists: `high-speed`, `superspeed`, …
+    pub fn short(self) -> &'static str {
+        match self {
+            UsbSpeed::Unknown => "unknown-speed",
+            UsbSpeed::Low => "low-speed",
+            UsbSpeed::Full => "full-speed",
+            UsbSpeed::High => "high-speed",
+            UsbSpeed::Super => "superspeed",
+            UsbSpeed::SuperPlus => "superspeed+",
+        }
     }
 }
 
@@ -266,6 +281,16 @@ impl Bus {
     /// See [`BoardLister::superspeed_port`].
     pub fn superspeed_port(&self, port_path: &str) -> Option<bool> {
         self.0.superspeed_port(port_path)
+    }
+
+    /// Opens the board at `port_path` as a transport that finds it again on the same
+    /// port after it drops off the bus ([`Reattaching`]).
+    pub fn open_reattaching(&self, port_path: &str) -> Result<Reattaching, DiscoveryError> {
+        Ok(Reattaching::new(
+            self.clone(),
+            port_path,
+            self.0.open(port_path)?,
+        ))
     }
 }
 

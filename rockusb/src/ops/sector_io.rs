@@ -15,6 +15,10 @@
 //! to [`MAX_PARITY_SECTORS`], and a mismatch is sent again like any failed command, but
 //! never at a smaller size (a smaller command cannot cure damaged data). A mismatch that
 //! persists fails the write with its sector.
+//!
+//! A board that drops off the bus mid-command (a hub or cable glitch) is looked for again
+//! on the same port ([`Transport::reattach`]) and the command sent again, a few times at
+//! most; one that comes back in MaskROM has lost its loader, and the job stops there.
 
 use crate::client::{Client, CommandError};
 use crate::protocol::SECTOR_SIZE;
@@ -48,7 +52,12 @@ pub struct SectorIo<'a, T: Transport> {
     write_parity: bool,
     /// Bytes the loader checked against their parity and accepted.
     pub parity_checked_bytes: u64,
+    /// Times the board dropped off the bus and was found again on its port.
+    pub reattached: u32,
 }
+
+/// Re-attachments allowed for one command before the link is called dead.
+const MAX_REATTACH_PER_COMMAND: usize = 3;
 
 /// Pauses before sending a failed command again at the same size, before concluding the
 /// loader refuses that size: bounded, so a dead link is reported within a second.
@@ -78,6 +87,7 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             retried: 0,
             write_parity: false,
             parity_checked_bytes: 0,
+            reattached: 0,
         }
     }
 
@@ -130,6 +140,7 @@ impl<'a, T: Transport> SectorIo<'a, T> {
         debug_assert!(offset % SECTOR_SIZE as u64 == 0 && len % SECTOR_SIZE == 0);
         let mut done = 0usize;
         let mut attempt = 0usize;
+        let mut reattach_attempts = 0usize;
         while done < len {
             let n = (len - done).min(self.command_bytes());
             let lba = (offset + done as u64) / SECTOR_SIZE as u64;
@@ -151,6 +162,7 @@ impl<'a, T: Transport> SectorIo<'a, T> {
                         self.retried += 1;
                     }
                     attempt = 0;
+                    reattach_attempts = 0;
                     done += n;
                 }
                 // Damaged on the way or on the medium: worth sending again, but a smaller
@@ -162,6 +174,25 @@ impl<'a, T: Transport> SectorIo<'a, T> {
                     };
                     std::thread::sleep(*pause);
                     attempt += 1;
+                }
+                Err(CommandError::Transport {
+                    source: TransportError::Disconnected,
+                    ..
+                }) if reattach_attempts < MAX_REATTACH_PER_COMMAND => {
+                    reattach_attempts += 1;
+                    match self.client.transport_mut().reattach() {
+                        Ok(()) => {
+                            self.reattached += 1;
+                            // The command may have been cut off half-way: send it whole again.
+                            attempt = attempt.max(1);
+                        }
+                        Err(source) => {
+                            return Err(failure(CommandError::Transport {
+                                op: "finding the board again on its port",
+                                source,
+                            }));
+                        }
+                    }
                 }
                 Err(e) if refused(&e) => {
                     // The endpoint may be halted or mid-command: clear it before retrying.

@@ -135,7 +135,9 @@ pub fn switch_if_offered(
         });
         SwitchOutcome::FellBack
     };
-    let client = Client::new(bus.open(&up.port_path)?);
+    // As the caller's own client did: a board that drops off the bus later is found again
+    // on its (new) port path.
+    let client = Client::new(Box::new(bus.open_reattaching(&up.port_path)?) as Box<dyn Transport>);
     Ok(Connected {
         board: up,
         client,

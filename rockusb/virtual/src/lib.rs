@@ -61,8 +61,8 @@ pub struct VirtualBoard {
     engine: BulkEngine,
     pacer: Option<LinkPacer>,
     stores: Vec<(StorageKind, BackingStore)>,
-    /// Faults to inject into this connection's data commands ([`faults`]).
-    faults: faults::Faults,
+    /// Faults to inject into data commands ([`faults`]), shared by this process's handles.
+    faults: std::sync::Arc<std::sync::Mutex<faults::Faults>>,
     /// Modification time of the state file when last read or written, to notice
     /// changes made through another handle or process.
     state_stamp: Option<std::time::SystemTime>,
@@ -98,7 +98,7 @@ impl VirtualBoard {
             receiver: AreaReceiver::new(),
             engine: BulkEngine::default(),
             stores: Vec::new(),
-            faults: faults::Faults::from_env(),
+            faults: faults::for_board(dir),
             state_stamp: std::fs::metadata(dir.join(STATE_FILE))
                 .and_then(|m| m.modified())
                 .ok(),
@@ -207,10 +207,11 @@ impl VirtualBoard {
         }
     }
 
-    /// Replaces the faults planned for this connection, for tests that hold the board
-    /// in-process (the binaries read `ROCKUSB_VIRTUAL_FAULTS`, [`faults`]).
+    /// Replaces the faults planned for this board in this process, counting afresh, for
+    /// tests that hold the board in-process (the binaries read `ROCKUSB_VIRTUAL_FAULTS`,
+    /// [`faults`]).
     pub fn set_faults(&mut self, faults: faults::Faults) {
-        self.faults = faults;
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
     /// Turns the 32 MiB read wall on or off, persisting it.
