@@ -361,8 +361,12 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
     let flash_info = client.flash_info().ok();
     let capability = client.capability().ok();
     let storage = client.storage().ok().and_then(|m| m.current());
+    // After the storage, as vendor U-Boot's answer depends on it.
+    let transfer_size = client.negotiate_transfer_size().ok().flatten();
     let value = json!({
         "port_path": board.port_path,
+        "usb_speed": board.speed,
+        "transfer_size": transfer_size,
         "chip": chip.chip_name(),
         "chip_info": chip.hex(),
         "flash_id": flash_id.as_text(),
@@ -374,6 +378,7 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
     out.result(&value, || {
         let mut lines = vec![
             format!("board:      {}", board.port_path),
+            format!("usb:        {}", board.speed),
             format!("chip:       {} ({})", chip.chip_name(), chip.hex()),
             format!("flash id:   {}", flash_id.as_text()),
         ];
@@ -395,6 +400,16 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
         lines.push(format!(
             "storage:    {}",
             storage.map_or("not reported by this loader".to_string(), |s| s.to_string())
+        ));
+        lines.push(format!(
+            "transfer:   {}",
+            transfer_size.map_or(
+                "not announced (TEST_UNIT_READY 0xF7 answers no size)".to_string(),
+                |b| format!(
+                    "{} KiB per command (announced by TEST_UNIT_READY 0xF7)",
+                    b >> 10
+                )
+            )
         ));
         lines.join("\n")
     });

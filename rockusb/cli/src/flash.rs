@@ -9,13 +9,17 @@ use crate::values::{BoardArg, LayoutArg, StorageArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rockusb::client::Client;
+use rockusb::discovery::UsbSpeed;
 use rockusb::discovery::{BoardInfo, BoardMode, Bus};
 use rockusb::ops::boot::{self, BootPlan};
 use rockusb::ops::flash::backup::{self as backup_op, BackupFormat};
 use rockusb::ops::flash::inspect;
 use rockusb::ops::flash::layout::{self, LayoutChoice, LayoutName};
-use rockusb::ops::flash::{self as flash_op, FlashMode, FlashOptions, VerifyOutcome};
+use rockusb::ops::flash::{
+    self as flash_op, FlashMode, FlashOptions, FlashReport, VerifyMode, VerifyOutcome,
+};
 use rockusb::ops::sector_io::SectorIo;
+use rockusb::ops::usb3::{self, SwitchOutcome};
 use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
@@ -46,9 +50,20 @@ pub struct FlashArgs {
     /// range's checksum.
     #[arg(long, value_name = "FILE")]
     pub bmap: Option<PathBuf>,
-    /// Do not read back and compare what was written.
-    #[arg(long)]
+    /// How to check what was written. readback (the default): read every written range
+    /// back over USB and compare digests. device: send each write with its parity; the
+    /// loader re-reads it from the storage and fails the write on a mismatch, so nothing
+    /// crosses the link twice (writes go in commands of at most 2048 sectors); on a loader
+    /// without write parity this falls back to readback, with a warning. none: no check.
+    /// readback stays the default until write parity is confirmed on real boards.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = VerifyArg::Readback)]
+    pub verify: VerifyArg,
+    /// The same as --verify none.
+    #[arg(long, conflicts_with = "verify")]
     pub no_verify: bool,
+    /// Stay at USB 2.0 high speed: do not ask a loader that can switch to USB 3 to do so.
+    #[arg(long)]
+    pub usb2: bool,
     /// Decode the whole image before the first write, so a damaged download is refused
     /// before the board is touched. By default this is done only where it is cheap: when
     /// it is estimated to add at most a tenth to the flash (a dense image; a mostly empty
@@ -81,6 +96,28 @@ pub struct FlashArgs {
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
     pub command_sectors: Option<u32>,
+}
+
+/// `--verify`: how a flash checks what it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyArg {
+    /// Read back over USB and compare digests.
+    Readback,
+    /// The loader re-reads each write against its write parity.
+    Device,
+    /// No check.
+    None,
+}
+
+impl FlashArgs {
+    /// The verification asked for, `--no-verify` included.
+    pub fn verify_mode(&self) -> VerifyMode {
+        match (self.no_verify, self.verify) {
+            (true, _) | (false, VerifyArg::None) => VerifyMode::None,
+            (false, VerifyArg::Readback) => VerifyMode::Readback,
+            (false, VerifyArg::Device) => VerifyMode::Device,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -180,7 +217,12 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         None => FlashMode::Sparse,
     };
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
-    let mut client = open(bus, &board)?;
+    let client = open(bus, &board)?;
+    let usb3::Connected {
+        board,
+        mut client,
+        outcome: switch,
+    } = usb3::switch_if_offered(bus, board, client, !args.usb2, out)?;
     let target = flash_op::prepare(&mut client, storage)?;
     let resumable = image_identity
         .map(|image| journal::start(image, &board, &target, args.resume, out))
@@ -207,12 +249,17 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     let options = FlashOptions {
         layout: &chosen.layout,
         mode,
-        verify: !args.no_verify,
+        verify: args.verify_mode(),
         command_sectors: args.command_sectors,
         resumable,
     };
     let report = flash_op::flash(&mut client, &target, source, options, out)?;
-    out.result(&report, || {
+    let summary = FlashSummary {
+        report: &report,
+        usb_speed: board.speed,
+        usb3_switch: switch,
+    };
+    out.result(&summary, || {
         let mut text = format!(
             "flashed {} ({}) onto the {}: wrote {}, skipped {} of zeros",
             report.image,
@@ -230,7 +277,12 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
                 human_bytes(*bytes),
                 human_bytes(report.verified_during_write)
             ),
-            VerifyOutcome::Skipped => "; not verified (--no-verify)".into(),
+            VerifyOutcome::Device { bytes } => format!(
+                "; verified {} on the device (the loader re-read every write from the storage \
+                 and checked its parity)",
+                human_bytes(*bytes)
+            ),
+            VerifyOutcome::Skipped => "; not verified (--verify none)".into(),
             VerifyOutcome::ReadWall { .. } => {
                 "; verified below 32 MiB only (see the warning)".into()
             }
@@ -248,12 +300,22 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
                 report.reattached
             );
         }
+        text += &format!("; the board ran at {}", board.speed);
         for p in &report.partitions {
             text += &partition_line(p);
         }
         text
     });
     Ok(())
+}
+
+/// The flash's result as printed: the library's report and how the board was connected.
+#[derive(serde::Serialize)]
+struct FlashSummary<'a> {
+    #[serde(flatten)]
+    report: &'a FlashReport,
+    usb_speed: UsbSpeed,
+    usb3_switch: SwitchOutcome,
 }
 
 /// Starts decoding the whole image in the background, unless asked not to or impossible.
@@ -322,7 +384,7 @@ pub fn backup(bus: &Bus, device: Option<&str>, args: BackupArgs, out: &mut Outpu
     let target = flash_op::prepare(&mut client, storage)?;
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
-    let sectors = target.loader.default_command_sectors();
+    let sectors = target.command_sectors();
     let mut io = SectorIo::new(&mut client, sectors);
     let result = backup_op::backup(
         &mut io,

@@ -66,6 +66,10 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
     // One check of the image for the whole station, before the first board is written;
     // the boards then skip it.
     check_once(&mut args.flash, json)?;
+    // A station keeps its boards at high speed: on a real xHCI controller a board that
+    // switches to USB 3 comes back on the port's SuperSpeed twin, another port path, where
+    // the station would take it for a new board and flash it twice.
+    args.flash.usb2 = true;
     // Ports with a board being flashed, and ports whose board is done but still attached.
     let mut busy: BTreeMap<String, JoinHandle<Outcome>> = BTreeMap::new();
     let mut done_here: HashSet<String> = HashSet::new();

@@ -1,6 +1,6 @@
 //! The real USB bus, through libusb.
 
-use super::{Attachment, BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError};
+use super::{Attachment, BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError, UsbSpeed};
 use super::{ROCKCHIP_VID, probe_mode};
 use crate::transport::usb::{self as usb_transport, UsbTransport};
 use crate::transport::{Transport, TransportError};
@@ -59,10 +59,25 @@ impl BoardLister for UsbLister {
                 vid: desc.vendor_id(),
                 pid: desc.product_id(),
                 bcd_usb,
+                speed: speed_of(&device),
             };
             boards.push(BoardInfo::new(at, probe, None));
         }
         Ok(boards)
+    }
+
+    /// libusb reports the speed of the hub a device hangs from: a SuperSpeed hub says yes.
+    /// A high-speed parent says nothing, because an xHCI controller shows each USB 3 port
+    /// twice, as a high-speed port on one root hub and a SuperSpeed port on another, and a
+    /// board at high speed hangs from the first: so the switch is tried, and the board
+    /// comes back at high speed where the port or cable cannot do better.
+    fn superspeed_port(&self, port_path: &str) -> Option<bool> {
+        let devices = self.devices().ok()?;
+        let device = devices
+            .iter()
+            .find(|d| usb_transport::port_path(d) == port_path)?;
+        let parent = device.get_parent()?;
+        speed_of(&parent).is_superspeed().then_some(true)
     }
 
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
@@ -77,6 +92,17 @@ impl BoardLister for UsbLister {
             source,
         })?;
         Ok(Box::new(transport))
+    }
+}
+
+fn speed_of<T: UsbContext>(device: &rusb::Device<T>) -> UsbSpeed {
+    match device.speed() {
+        rusb::Speed::Low => UsbSpeed::Low,
+        rusb::Speed::Full => UsbSpeed::Full,
+        rusb::Speed::High => UsbSpeed::High,
+        rusb::Speed::Super => UsbSpeed::Super,
+        rusb::Speed::SuperPlus => UsbSpeed::SuperPlus,
+        _ => UsbSpeed::Unknown,
     }
 }
 

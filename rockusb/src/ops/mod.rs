@@ -7,6 +7,7 @@ pub mod boot;
 pub mod flash;
 pub mod sector_io;
 pub mod storage_io;
+pub mod usb3;
 
 use serde::Serialize;
 

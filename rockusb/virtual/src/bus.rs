@@ -8,7 +8,7 @@
 
 use super::{BoardConfig, VirtualBoard, VirtualHandle};
 use rockusb::discovery::{
-    Attachment, BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, probe_mode,
+    Attachment, BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, UsbSpeed, probe_mode,
 };
 use rockusb::transport::Transport;
 use std::io;
@@ -101,10 +101,24 @@ impl BoardLister for VirtualBus {
                 vid: id.vid,
                 pid: id.pid,
                 bcd_usb: id.bcd_usb,
+                speed: if id.superspeed {
+                    UsbSpeed::Super
+                } else {
+                    UsbSpeed::High
+                },
             };
             found.push(BoardInfo::new(at, probe, Some(name.clone())));
         }
         Ok(found)
+    }
+
+    /// The board's `port_superspeed` setting says what its host port can do.
+    fn superspeed_port(&self, port_path: &str) -> Option<bool> {
+        self.boards()
+            .ok()?
+            .into_iter()
+            .find(|b| b.config().port_path() == port_path)
+            .map(|b| b.config().port_superspeed)
     }
 
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {

@@ -41,8 +41,11 @@ const STATE_FILE: &str = "state.json";
 pub struct UsbIdentity {
     pub vid: u16,
     pub pid: u16,
-    /// 0x0200 in MaskROM and for the RK3588 usbplug alike, which is why mode is probed.
+    /// 0x0200 in MaskROM and for the RK3588 usbplug alike, which is why mode is probed;
+    /// 0x0300 for a loader after the USB 3 switch.
     pub bcd_usb: u16,
+    /// The board runs at SuperSpeed (after the USB 3 switch), else at high speed.
+    pub superspeed: bool,
     pub bus: u8,
     pub address: u8,
     pub ports: Vec<u8>,
@@ -86,7 +89,10 @@ impl VirtualBoard {
         let state = BoardState::load(&dir.join(STATE_FILE))?;
         Ok(VirtualBoard {
             dir: dir.to_path_buf(),
-            pacer: config.link.map(LinkPacer::new),
+            pacer: match (config.link, state.superspeed) {
+                (Some(_), true) => Some(LinkPacer::new(LinkModel::usb3())),
+                (link, _) => link.map(LinkPacer::new),
+            },
             config,
             state,
             receiver: AreaReceiver::new(),
@@ -144,7 +150,13 @@ impl VirtualBoard {
         Some(UsbIdentity {
             vid: self.config.usb_vid,
             pid: self.config.usb_pid,
-            bcd_usb: 0x0200,
+            // Vendor U-Boot reports bcdUSB 0x0300 at SuperSpeed (f_rockusb.c:90).
+            bcd_usb: if self.state.superspeed {
+                0x0300
+            } else {
+                0x0200
+            },
+            superspeed: self.state.superspeed,
             bus: self.config.bus,
             address: self.state.address,
             ports: self.config.ports.clone(),
@@ -165,8 +177,41 @@ impl VirtualBoard {
     /// Changes the link model (benchmarks), persisting it in the board's config.
     pub fn set_link(&mut self, link: Option<LinkModel>) -> io::Result<()> {
         self.config.link = link;
-        self.pacer = link.map(LinkPacer::new);
+        self.pacer = self.link_now().map(LinkPacer::new);
         state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
+    }
+
+    /// Says whether the host port can carry SuperSpeed, persisting it.
+    pub fn set_port_superspeed(&mut self, on: bool) -> io::Result<()> {
+        self.config.port_superspeed = on;
+        state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
+    }
+
+    /// The link model that paces the board now: the configured one at high speed, the
+    /// USB 3 one at SuperSpeed (only when pacing is on at all).
+    fn link_now(&self) -> Option<LinkModel> {
+        let link = self.config.link?;
+        Some(if self.state.superspeed {
+            LinkModel::usb3()
+        } else {
+            link
+        })
+    }
+
+    /// Keeps the pacer on the model of the current speed (the speed changes when the board
+    /// re-enumerates, perhaps through another handle).
+    pub(crate) fn sync_pacer(&mut self) {
+        let wanted = self.link_now();
+        if self.pacer.as_ref().map(LinkPacer::model) != wanted {
+            self.pacer = wanted.map(LinkPacer::new);
+        }
+    }
+
+    /// Replaces the faults planned for this board in this process, counting afresh, for
+    /// tests that hold the board in-process (the binaries read `ROCKUSB_VIRTUAL_FAULTS`,
+    /// [`faults`]).
+    pub fn set_faults(&mut self, faults: faults::Faults) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
     /// Turns the 32 MiB read wall on or off, persisting it.
@@ -234,12 +279,34 @@ impl VirtualBoard {
         self.store(kind)?.write_at(offset, data)
     }
 
+    /// Leaves the bus and comes back (or not) in `mode`, at high speed: only the USB 3
+    /// switch brings a board back at SuperSpeed ([`Self::switch_usb3`]).
     fn leave_bus(&mut self, mode: Mode, why: &str) -> io::Result<()> {
+        self.state.superspeed = false;
         self.state.mode = mode;
         self.state.address = next_address(self.state.address);
         self.state.last_event = why.to_string();
         self.engine = BulkEngine::default();
         self.save()
+    }
+}
+
+impl VirtualBoard {
+    /// Command 0xBB, once its status block has gone out: the loader re-enumerates on the
+    /// same port path, at SuperSpeed where the host port can carry it and back at high
+    /// speed where it cannot (vendor U-Boot waits for the SuperSpeed link, then falls back).
+    fn switch_usb3(&mut self) -> io::Result<()> {
+        let superspeed = self.config.port_superspeed;
+        let why = if superspeed {
+            "USB 3 switch: back at SuperSpeed"
+        } else {
+            "USB 3 switch: no SuperSpeed link on this port, back at high speed"
+        };
+        self.leave_bus(Mode::Loader, why)?;
+        self.state.superspeed = superspeed;
+        self.save()?;
+        self.sync_pacer();
+        Ok(())
     }
 }
 

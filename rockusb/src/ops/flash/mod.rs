@@ -15,9 +15,12 @@
 //!    stream, a pulled cable) leaves no bootloader at all: the BootROM then comes up in
 //!    MaskROM by itself, and running the same command again rewrites everything. An
 //!    interrupted flash never leaves a new bootloader in front of half an image.
-//! 4. Every run written is read back and compared by digest (unless `--no-verify`).
+//! 4. Every run written is read back and compared by digest (unless `--verify none`), or,
+//!    with `--verify device`, checked by the loader against its write parity as it is
+//!    written ([`device_verify`]).
 
 pub mod backup;
+pub mod device_verify;
 pub mod inspect;
 pub mod journal;
 pub mod layout;
@@ -27,6 +30,7 @@ pub mod sparse;
 pub mod target;
 pub mod verify;
 
+pub use device_verify::VerifyMode;
 pub use session::Resumable;
 pub use sparse::PartitionReport;
 pub use target::{LoaderKind, Target, TargetError, prepare};
@@ -74,7 +78,7 @@ pub enum FlashMode {
 pub struct FlashOptions<'a> {
     pub layout: &'a BoardLayout,
     pub mode: FlashMode,
-    pub verify: bool,
+    pub verify: VerifyMode,
     /// Sectors per write command; `None` for the loader's default.
     pub command_sectors: Option<u32>,
     /// Keep a journal (and resume from one): `None` for a flash that cannot be resumed
@@ -156,6 +160,8 @@ pub enum FlashError {
     Read(String),
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
+    #[error("cannot ask the loader whether it checks write parity: {0}. Nothing was written")]
+    Capability(crate::client::CommandError),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
     #[error(
@@ -282,7 +288,7 @@ pub fn flash<T: Transport>(
     }
     let command_sectors = options
         .command_sectors
-        .unwrap_or_else(|| target.loader.default_command_sectors());
+        .unwrap_or_else(|| target.command_sectors());
     let held_len = options.layout.must_write_prefix;
     let random_access = source.random_access.take();
     let xz_blocks = source.xz_blocks.take();
@@ -315,7 +321,15 @@ pub fn flash<T: Transport>(
     let planner = Planner::new(plan_config)
         .map_err(|e| FlashError::Stream(format!("internal planning error: {e}")))?;
 
-    let io = SectorIo::new(client, command_sectors);
+    let (verify_mode, fallback) =
+        device_verify::resolve(client, checked.options.verify).map_err(FlashError::Capability)?;
+    if let Some(why) = fallback {
+        warnings.add(observer, why);
+    }
+    let mut io = SectorIo::new(client, command_sectors);
+    if verify_mode == VerifyMode::Device {
+        io.set_write_parity();
+    }
     let run_max = io.command_bytes();
     let (to_writer, recycler, more) = pipeline::start_plan_hash(
         prefix.chunks,
@@ -349,7 +363,7 @@ pub fn flash<T: Transport>(
         io,
         target.capacity.unwrap_or(u64::MAX),
         bootloader_sector(checked.options.layout, checked.image_len),
-        checked.options.verify,
+        verify_mode == VerifyMode::Readback,
         checked.options.resumable.clone(),
     );
     let end = writer.stream(&to_writer, &recycler, observer, &describe)?;
@@ -415,6 +429,10 @@ fn read_back<T: Transport>(
     observer: &mut dyn Observer,
 ) -> Result<(VerifyOutcome, u64, f64), FlashError> {
     let Some(verifier) = writer.verifier.take() else {
+        if writer.io.write_parity() {
+            let bytes = writer.io.parity_checked_bytes;
+            return Ok((VerifyOutcome::Device { bytes }, 0, 0.0));
+        }
         return Ok((VerifyOutcome::Skipped, 0, 0.0));
     };
     let during_write = verifier.verified_bytes();

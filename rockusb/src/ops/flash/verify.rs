@@ -35,8 +35,11 @@ pub struct Written {
 pub enum VerifyOutcome {
     /// Every written byte read back as written.
     Verified { bytes: u64 },
-    /// `--no-verify`.
+    /// `--verify none`.
     Skipped,
+    /// `--verify device`: the loader re-read every write from the medium and found it
+    /// matching its write parity (docs/protocol.md §9.1).
+    Device { bytes: u64 },
     /// The loader cannot read past 32 MiB: what lies below was verified, the rest not.
     ReadWall {
         verified_bytes: u64,
