@@ -7,9 +7,8 @@
 use super::FlashError;
 use super::pipeline::{Run, RunRecycler, StreamEnd, StreamFailure, ToWriter};
 use super::verify::{self, Written};
-use crate::ops::sector_io::SectorIo;
+use crate::ops::sectors::Sectors;
 use crate::ops::{Event, Observer, Phase};
-use crate::transport::Transport;
 use rockusb_images::ByteRange;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
@@ -17,8 +16,8 @@ use std::time::{Duration, Instant};
 /// Progress events are sent at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
-pub struct Writer<'a, T: Transport> {
-    pub io: SectorIo<'a, T>,
+pub struct Writer<S: Sectors> {
+    pub io: S,
     /// Every range written, with its digest, for the read-back.
     pub records: Vec<Written>,
     pub verifier: Option<verify::Verifier>,
@@ -37,13 +36,8 @@ pub struct Writer<'a, T: Transport> {
     bootloader: Option<ByteRange>,
 }
 
-impl<'a, T: Transport> Writer<'a, T> {
-    pub fn new(
-        io: SectorIo<'a, T>,
-        capacity: u64,
-        bootloader: Option<ByteRange>,
-        verify: bool,
-    ) -> Self {
+impl<S: Sectors> Writer<S> {
+    pub fn new(io: S, capacity: u64, bootloader: Option<ByteRange>, verify: bool) -> Self {
         Writer {
             io,
             records: Vec::new(),
