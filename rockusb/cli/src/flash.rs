@@ -73,6 +73,20 @@ pub struct FlashArgs {
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
     pub command_sectors: Option<u32>,
+    /// Write a local disk or a file instead of a board: an SD card in a reader (/dev/sdb,
+    /// /dev/mmcblk0), a USB disk, a loop device, or an image file (created when missing).
+    /// Refused when anything on the disk is mounted, when it holds the running system,
+    /// and, without --force, when it is not removable; `rockusb disks` lists candidates.
+    #[arg(
+        long,
+        value_name = "DEVICE",
+        conflicts_with_all = ["loader", "storage", "command_sectors"]
+    )]
+    pub to: Option<PathBuf>,
+    /// With --to: also write a disk that is not removable (never a mounted one, nor the
+    /// one holding the running system).
+    #[arg(long, requires = "to")]
+    pub force: bool,
 }
 
 #[derive(Debug, Args)]
@@ -135,7 +149,13 @@ fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
     Ok(Client::new(bus.open(&board.port_path)?))
 }
 
-pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output) -> Result<()> {
+/// `bus` is `None` with `--to` (a local disk needs no USB).
+pub fn flash(
+    bus: Option<&Bus>,
+    device: Option<&str>,
+    args: FlashArgs,
+    out: &mut Output,
+) -> Result<()> {
     // Everything about the input is checked before the board is touched.
     let storage = StorageKind::from(args.storage);
     let source =
@@ -165,6 +185,18 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         }
         None if args.full => FlashMode::Full,
         None => FlashMode::Sparse,
+    };
+    if args.to.is_some() {
+        let image = crate::disks::Image {
+            source,
+            mode,
+            check,
+            adapted_for,
+        };
+        return crate::disks::flash(&args, device, image, out);
+    }
+    let Some(bus) = bus else {
+        bail!("flashing a board needs USB access")
     };
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
     let mut client = open(bus, &board)?;
@@ -196,34 +228,36 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
     };
     let report = flash_op::flash(&mut client, &target, source, options, out)?;
     out.result(&report, || {
-        let mut text = format!(
-            "flashed {} ({}) onto the {}: wrote {}, skipped {} of zeros",
-            report.image,
-            human_bytes(report.image_len),
-            report.storage,
-            human_bytes(report.bytes_written),
-            human_bytes(report.bytes_skipped),
-        );
-        if let Some((_, len)) = report.wiped {
-            text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
-        }
-        text += &match &report.verify {
-            VerifyOutcome::Verified { bytes } => format!(
-                "; verified {} by reading back ({} of it while waiting for the image)",
-                human_bytes(*bytes),
-                human_bytes(report.verified_during_write)
-            ),
-            VerifyOutcome::Skipped => "; not verified (--no-verify)".into(),
-            VerifyOutcome::ReadWall { .. } => {
-                "; verified below 32 MiB only (see the warning)".into()
-            }
-        };
-        for p in &report.partitions {
-            text += &partition_line(p);
-        }
-        text
+        summary(&report, &format!("the {}", report.storage))
     });
     Ok(())
+}
+
+/// The text result of a flash onto `onto` ("the emmc", "/dev/sdb").
+pub(crate) fn summary(report: &flash_op::FlashReport, onto: &str) -> String {
+    let mut text = format!(
+        "flashed {} ({}) onto {onto}: wrote {}, skipped {} of zeros",
+        report.image,
+        human_bytes(report.image_len),
+        human_bytes(report.bytes_written),
+        human_bytes(report.bytes_skipped),
+    );
+    if let Some((_, len)) = report.wiped {
+        text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
+    }
+    text += &match &report.verify {
+        VerifyOutcome::Verified { bytes } => format!(
+            "; verified {} by reading back ({} of it while waiting for the image)",
+            human_bytes(*bytes),
+            human_bytes(report.verified_during_write)
+        ),
+        VerifyOutcome::Skipped => "; not verified (--no-verify)".into(),
+        VerifyOutcome::ReadWall { .. } => "; verified below 32 MiB only (see the warning)".into(),
+    };
+    for p in &report.partitions {
+        text += &partition_line(p);
+    }
+    text
 }
 
 /// Starts decoding the whole image in the background, unless asked not to or impossible.
