@@ -20,7 +20,7 @@ const ALIGN: usize = 4096;
 #[serde(tag = "kind", rename_all = "kebab-case")]
 pub enum TargetKind {
     /// A whole-disk block device, opened with `O_DIRECT` and `O_EXCL`.
-    BlockDevice { disk: Disk },
+    BlockDevice { disk: Box<Disk> },
     /// A regular file (created when missing).
     File { existed: bool },
 }
@@ -133,7 +133,9 @@ impl LocalDisk {
                 Ok(LocalDisk::new(
                     file,
                     shown,
-                    TargetKind::BlockDevice { disk },
+                    TargetKind::BlockDevice {
+                        disk: Box::new(disk),
+                    },
                     Some(capacity),
                     true,
                 ))
