@@ -72,8 +72,9 @@ build() {
 check_static() {
     local bin=$1 target=$2
     if [ "$target" = "$host" ] && command -v ldd >/dev/null; then
-        ldd "$bin" 2>&1 | grep -q "not a dynamic executable" \
-            || die "$bin is dynamically linked: $(ldd "$bin" 2>&1 | tr '\n' ' ')"
+        local ldd
+        ldd=$(ldd "$bin" 2>&1 || true)
+        [[ $ldd == *"not a dynamic executable"* ]] || die "$bin is dynamically linked: $ldd"
     fi
     if command -v file >/dev/null; then
         file -b "$bin" | grep -q "statically linked" || die "$bin is not static: $(file -b "$bin")"

@@ -170,13 +170,15 @@ pub enum Refusal {
     Partition { path: String, disk: String },
 }
 
-/// Every disk with a medium (size above zero), by name; RAM disks and unused loop devices
-/// left out.
+/// Every disk with a medium (size above zero), by name; RAM disks, unused loop devices and
+/// an eMMC's boot areas left out.
 pub fn disks(host: &Host) -> std::io::Result<Vec<Disk>> {
     let mut names: Vec<String> = std::fs::read_dir(host.sys.join("class/block"))?
         .filter_map(|e| e.ok())
         .map(|e| e.file_name().to_string_lossy().into_owned())
         .filter(|n| !n.starts_with("ram") && !n.starts_with("zram"))
+        // An eMMC's boot and RPMB areas are block devices of their own, not disks.
+        .filter(|n| !(n.starts_with("mmcblk") && (n.contains("boot") || n.contains("rpmb"))))
         .filter(|n| !host.class(n).join("partition").exists())
         .collect();
     names.sort();
@@ -587,6 +589,13 @@ mod tests {
             "mmcblk0",
             (179, 32),
             &[("device/type", "MMC"), ("device/name", "A3A551")],
+            0,
+        );
+        h.disk(
+            "platform/fe2e0000.mmc/mmc_host/mmc0/mmc0:0001",
+            "mmcblk0boot0",
+            (179, 40),
+            &[("ro", "1"), ("size", "8192")],
             0,
         );
         h.root_dev = Some((259, 2));
