@@ -36,6 +36,18 @@ die() { echo "release.sh: $*" >&2; exit 1; }
 
 has_std() { [ -d "$("$1" --print sysroot)/lib/rustlib/$2/lib" ]; }
 
+# One compiler for every target when one has them all, so the host's build scripts and
+# proc macros are built once rather than once per compiler.
+for candidate in "${RUSTC:-rustc}" /usr/bin/rustc; do
+    command -v "$candidate" >/dev/null || continue
+    all=yes
+    for target in "${targets[@]}"; do has_std "$candidate" "$target" || all=no; done
+    if [ $all = yes ]; then
+        export RUSTC=$candidate
+        break
+    fi
+done
+
 # The source folder of a crate as Cargo.lock pins it, for its licence files.
 crate_dir() {
     local v
