@@ -152,6 +152,9 @@ mod linux {
             mode: image.mode,
             verify: !args.no_verify,
             command_sectors: None,
+            // A local disk is rewritten from the start: it is fast, and has no board
+            // identity to key a journal on.
+            resumable: None,
         };
         Ok(flash_op::flash_to(
             disk,

@@ -2,6 +2,7 @@
 //! Argument handling and messages only; the work is in [`rockusb::ops::flash`].
 
 use crate::adapt::{self, BoardFiles, BoardFilesArgs};
+use crate::journal;
 use crate::output::Output;
 use crate::select;
 use crate::values::{BoardArg, LayoutArg, StorageArg};
@@ -69,6 +70,13 @@ pub struct FlashArgs {
     pub adapt: Option<BoardArg>,
     #[command(flatten)]
     pub board_files: BoardFilesArgs,
+    /// Continue a flash of this image onto this board that stopped part-way (a pulled
+    /// cable, a reset, a killed process), from its journal: what was written is read back
+    /// and kept where it matches, the rest written, then the bootloader and GPT last and
+    /// everything verified. Refused when the journal records another image; without a
+    /// journal, the flash starts from the beginning.
+    #[arg(long)]
+    pub resume: bool,
     /// Sectors per write command (default: 8192 for vendor loaders, 2048 for mainline
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
@@ -80,7 +88,7 @@ pub struct FlashArgs {
     #[arg(
         long,
         value_name = "DEVICE",
-        conflicts_with_all = ["loader", "storage", "command_sectors"]
+        conflicts_with_all = ["loader", "storage", "command_sectors", "resume"]
     )]
     pub to: Option<PathBuf>,
     /// With --to: also write a disk that is not removable (never a mounted one, nor the
@@ -145,8 +153,12 @@ fn loader_board(
     }
 }
 
+/// Opens the board so that a glitch that drops it off the bus for a moment is ridden out:
+/// it is found again on the same port ([`rockusb::discovery::Reattaching`]).
 fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
-    Ok(Client::new(bus.open(&board.port_path)?))
+    Ok(Client::new(Box::new(
+        bus.open_reattaching(&board.port_path)?,
+    )))
 }
 
 /// `bus` is `None` with `--to` (a local disk needs no USB).
@@ -160,6 +172,7 @@ pub fn flash(
     let storage = StorageKind::from(args.storage);
     let source =
         ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
+    let image_identity = journal::image_identity(&args)?;
     let check = start_check(&source, &args, out);
     let (source, adapted_for) = match args.adapt {
         Some(board) => {
@@ -201,6 +214,9 @@ pub fn flash(
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
     let mut client = open(bus, &board)?;
     let target = flash_op::prepare(&mut client, storage)?;
+    let resumable = image_identity
+        .map(|image| journal::start(image, &board, &target, args.resume, out))
+        .transpose()?;
     if let Some(check) = check {
         let checked = check.wait()?;
         out.event(Event::ImageChecked {
@@ -225,6 +241,7 @@ pub fn flash(
         mode,
         verify: !args.no_verify,
         command_sectors: args.command_sectors,
+        resumable,
     };
     let report = flash_op::flash(&mut client, &target, source, options, out)?;
     out.result(&report, || {
@@ -254,6 +271,19 @@ pub(crate) fn summary(report: &flash_op::FlashReport, onto: &str) -> String {
         VerifyOutcome::Skipped => "; not verified (--no-verify)".into(),
         VerifyOutcome::ReadWall { .. } => "; verified below 32 MiB only (see the warning)".into(),
     };
+    if let Some(from) = report.resumed_from {
+        text += &format!(
+            "\n  resumed an interrupted flash that had reached image byte {from}: {} of it \
+             read back as written and was kept",
+            human_bytes(report.kept_bytes)
+        );
+    }
+    if report.reattached > 0 {
+        text += &format!(
+            "\n  the board dropped off the bus {} time(s) and was found again on its port",
+            report.reattached
+        );
+    }
     for p in &report.partitions {
         text += &partition_line(p);
     }

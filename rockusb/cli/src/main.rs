@@ -11,6 +11,7 @@ mod console;
 mod disks;
 mod flash;
 mod fleet;
+mod journal;
 mod loader_cmd;
 mod man_completions;
 mod output;

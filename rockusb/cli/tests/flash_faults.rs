@@ -69,5 +69,8 @@ fn persistent_fault(root: &Path, raw: &Path) {
     assert!(stderr.contains("at sector"), "{stderr}");
     assert!(stderr.contains("stopped after writing"), "{stderr}");
     assert!(stderr.contains("not bootable"), "{stderr}");
-    assert!(stderr.contains("run the same command again"), "{stderr}");
+    assert!(
+        stderr.contains("run the same command with --resume"),
+        "{stderr}"
+    );
 }

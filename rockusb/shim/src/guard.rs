@@ -33,7 +33,7 @@ pub fn transport_code(error: &TransportError) -> c_int {
         TransportError::Timeout => LIBUSB_ERROR_TIMEOUT,
         TransportError::Stall => LIBUSB_ERROR_PIPE,
         TransportError::Overflow => LIBUSB_ERROR_OVERFLOW,
-        TransportError::Disconnected => LIBUSB_ERROR_NO_DEVICE,
+        TransportError::Disconnected | TransportError::BackInMaskrom => LIBUSB_ERROR_NO_DEVICE,
         TransportError::Access => LIBUSB_ERROR_ACCESS,
         TransportError::Busy => LIBUSB_ERROR_BUSY,
         TransportError::Other(_) => LIBUSB_ERROR_IO,

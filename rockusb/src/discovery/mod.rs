@@ -5,8 +5,11 @@
 //! probing: bcdUSB is 0x0200 for the BootROM and the RK3588 usbplug alike
 //! (docs/protocol.md §1.4), so a TEST_UNIT_READY is sent and only a loader answers it.
 
+mod reattach;
 #[cfg(feature = "libusb")]
 mod usb;
+
+pub use reattach::Reattaching;
 
 use crate::client::Client;
 use crate::transport::{Transport, TransportError};
@@ -218,6 +221,16 @@ impl Bus {
     /// Opens the board at `port_path`.
     pub fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
         self.0.open(port_path)
+    }
+
+    /// Opens the board at `port_path` as a transport that finds it again on the same
+    /// port after it drops off the bus ([`Reattaching`]).
+    pub fn open_reattaching(&self, port_path: &str) -> Result<Reattaching, DiscoveryError> {
+        Ok(Reattaching::new(
+            self.clone(),
+            port_path,
+            self.0.open(port_path)?,
+        ))
     }
 }
 

@@ -9,6 +9,10 @@
 //! lost command or a glitch on the link goes away by itself); when it still fails, the same
 //! bytes are sent in commands of half the size, down to 64 KiB, the size rkdeveloptool
 //! always uses. The smaller size then sticks for the rest of the job.
+//!
+//! A board that drops off the bus mid-command (a hub or cable glitch) is looked for again
+//! on the same port ([`Transport::reattach`]) and the command sent again, a few times at
+//! most; one that comes back in MaskROM has lost its loader, and the job stops there.
 
 use crate::client::{Client, CommandError};
 use crate::protocol::SECTOR_SIZE;
@@ -43,6 +47,16 @@ pub enum IoCause {
     },
 }
 
+impl IoCause {
+    /// The transport error behind this one, if any.
+    pub fn transport(&self) -> Option<&TransportError> {
+        match self {
+            IoCause::Command(e) => e.transport(),
+            IoCause::Local { .. } => None,
+        }
+    }
+}
+
 /// Sector-addressed I/O with the current command size.
 pub struct SectorIo<'a, T: Transport> {
     pub client: &'a mut Client<T>,
@@ -53,7 +67,12 @@ pub struct SectorIo<'a, T: Transport> {
     pub commands: u64,
     /// Commands that failed and then went through when sent again.
     pub retried: u64,
+    /// Times the board dropped off the bus and was found again on its port.
+    pub reattached: u32,
 }
+
+/// Re-attachments allowed for one command before the link is called dead.
+const MAX_REATTACH_PER_COMMAND: usize = 3;
 
 /// Pauses before sending a failed command again at the same size, before concluding the
 /// loader refuses that size: bounded, so a dead link is reported within a second.
@@ -81,6 +100,7 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             fallbacks: Vec::new(),
             commands: 0,
             retried: 0,
+            reattached: 0,
         }
     }
 
@@ -115,6 +135,7 @@ impl<'a, T: Transport> SectorIo<'a, T> {
         debug_assert!(offset % SECTOR_SIZE as u64 == 0 && len % SECTOR_SIZE == 0);
         let mut done = 0usize;
         let mut attempt = 0usize;
+        let mut reattach_attempts = 0usize;
         while done < len {
             let n = (len - done).min(self.command_bytes());
             let lba = (offset + done as u64) / SECTOR_SIZE as u64;
@@ -136,7 +157,27 @@ impl<'a, T: Transport> SectorIo<'a, T> {
                         self.retried += 1;
                     }
                     attempt = 0;
+                    reattach_attempts = 0;
                     done += n;
+                }
+                Err(CommandError::Transport {
+                    source: TransportError::Disconnected,
+                    ..
+                }) if reattach_attempts < MAX_REATTACH_PER_COMMAND => {
+                    reattach_attempts += 1;
+                    match self.client.transport_mut().reattach() {
+                        Ok(()) => {
+                            self.reattached += 1;
+                            // The command may have been cut off half-way: send it whole again.
+                            attempt = attempt.max(1);
+                        }
+                        Err(source) => {
+                            return Err(failure(CommandError::Transport {
+                                op: "finding the board again on its port",
+                                source,
+                            }));
+                        }
+                    }
                 }
                 Err(e) if refused(&e) => {
                     // The endpoint may be halted or mid-command: clear it before retrying.

@@ -27,6 +27,10 @@ pub trait Sectors {
     fn fallbacks(&self) -> &[(u32, u32)] {
         &[]
     }
+    /// Times the storage dropped off and was found again (a board on its USB port).
+    fn reattached(&self) -> u32 {
+        0
+    }
 
     fn command_sectors(&self) -> u32 {
         (self.command_bytes() / SECTOR_SIZE) as u32
@@ -55,6 +59,9 @@ impl<S: Sectors + ?Sized> Sectors for &mut S {
     fn fallbacks(&self) -> &[(u32, u32)] {
         (**self).fallbacks()
     }
+    fn reattached(&self) -> u32 {
+        (**self).reattached()
+    }
 }
 
 impl<T: Transport> Sectors for SectorIo<'_, T> {
@@ -78,5 +85,8 @@ impl<T: Transport> Sectors for SectorIo<'_, T> {
     }
     fn fallbacks(&self) -> &[(u32, u32)] {
         &self.fallbacks
+    }
+    fn reattached(&self) -> u32 {
+        self.reattached
     }
 }

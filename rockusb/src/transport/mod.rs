@@ -17,6 +17,11 @@ pub enum TransportError {
     Overflow,
     #[error("the device is gone (disconnected or re-enumerated)")]
     Disconnected,
+    #[error(
+        "the board dropped off the bus and came back in MaskROM: it was reset (power dip, \
+         cable or hub), so its loader is gone"
+    )]
+    BackInMaskrom,
     #[error("permission denied opening the device")]
     Access,
     #[error("the device is busy: another program has claimed it")]
@@ -55,6 +60,12 @@ pub trait Transport {
     /// Overrides the base timeout of each transfer (`None` restores the default). Used to
     /// probe quickly: a BootROM never answers a command block.
     fn set_timeout(&mut self, _timeout: Option<std::time::Duration>) {}
+    /// Opens the device again after it dropped off the bus and re-enumerated (a hub or
+    /// cable glitch): same port path, new address, loader still running. Transports that
+    /// cannot find their device again say [`TransportError::Disconnected`].
+    fn reattach(&mut self) -> Result<(), TransportError> {
+        Err(TransportError::Disconnected)
+    }
 }
 
 /// A reference to a transport, or a boxed one, is a transport too.
@@ -79,6 +90,9 @@ macro_rules! forward_transport {
             }
             fn set_timeout(&mut self, timeout: Option<std::time::Duration>) {
                 (**self).set_timeout(timeout)
+            }
+            fn reattach(&mut self) -> Result<(), TransportError> {
+                (**self).reattach()
             }
         }
     };

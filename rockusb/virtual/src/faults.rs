@@ -3,18 +3,34 @@
 //!
 //! Set `ROCKUSB_VIRTUAL_FAULTS` (read when a board is opened, so it works for the
 //! `rockusb` binary and through the libusb shim alike) to a comma-separated list:
-//! - `KIND@N`: the Nth command the fault can hit meets it, counted from 1 on each
-//!   connection: `timeout` and `stall` count every READ_LBA and WRITE_LBA, `failed` counts
-//!   writes and `corrupt` counts reads;
-//! - `random:SEED:PERMILLE`: each data command meets a fault with that probability, its
-//!   kind chosen at random; the same seed gives the same faults.
+//! - `KIND@N`: the Nth command the fault can hit meets it, counted from 1 in each process
+//!   (a host that re-opens the board after a disconnect keeps counting): `timeout`,
+//!   `stall`, `slow`, `disconnect` and `maskrom` count every READ_LBA and WRITE_LBA,
+//!   `failed` and `lost` count writes and `corrupt` counts reads;
+//! - `random:SEED:PERMILLE[:KIND+KIND…]`: each data command meets a fault with that
+//!   probability, its kind chosen at random among those listed (default: `timeout`,
+//!   `stall`, `failed`, `corrupt`); the same seed gives the same faults.
 //!
 //! Kinds: `timeout` (the command block is never answered: the endpoint NAKs until the
 //! host recovers it), `stall` (the command block is refused with a stall), `failed` (a
 //! write's status block says "failed" and nothing is stored), `corrupt` (a read's data
-//! arrives with one byte changed, as a bad link would deliver it).
+//! arrives with one byte changed, as a bad link would deliver it), `lost` (a write is
+//! acknowledged as good but its data never reaches the medium: a failing eMMC, or a short
+//! write the device did not report; only reading back finds it), `slow` (the command is
+//! answered 1.5 s late, as a busy eMMC does), `disconnect` (the board
+//! drops off the bus mid-command and re-enumerates at a new address on the same port, its
+//! loader still running: a hub or cable glitch), `maskrom` (the same, but the board comes
+//! back in MaskROM: a brown-out reset lost the loader and DRAM; the storage keeps what
+//! reached it).
+//!
+//! Every fault injected is appended to `faults.log` in the board's folder (kind and the
+//! command's first sector), so a test or soak run can count them.
 
+use std::collections::HashMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::str::FromStr;
+use std::sync::{Arc, Mutex, OnceLock};
 
 pub const ENV_FAULTS: &str = "ROCKUSB_VIRTUAL_FAULTS";
 
@@ -25,15 +41,45 @@ pub enum FaultKind {
     Stall,
     Failed,
     Corrupt,
+    Lost,
+    Slow,
+    Disconnect,
+    Maskrom,
 }
 
+/// How late a `slow` command is answered: well inside the host's 5 s timeout.
+pub const SLOW_COMMAND: std::time::Duration = std::time::Duration::from_millis(1500);
+
 impl FaultKind {
-    const ALL: [FaultKind; 4] = [
+    /// The kinds `random:` chooses from unless told otherwise.
+    const DEFAULT_RANDOM: [FaultKind; 4] = [
         FaultKind::Timeout,
         FaultKind::Stall,
         FaultKind::Failed,
         FaultKind::Corrupt,
     ];
+
+    /// Whether a command moving data that way can meet this fault.
+    pub fn applies_to(self, direction: Direction) -> bool {
+        match self {
+            FaultKind::Failed | FaultKind::Lost => direction == Direction::Write,
+            FaultKind::Corrupt => direction == Direction::Read,
+            _ => true,
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            FaultKind::Timeout => "timeout",
+            FaultKind::Stall => "stall",
+            FaultKind::Failed => "failed",
+            FaultKind::Corrupt => "corrupt",
+            FaultKind::Lost => "lost",
+            FaultKind::Slow => "slow",
+            FaultKind::Disconnect => "disconnect",
+            FaultKind::Maskrom => "maskrom",
+        }
+    }
 }
 
 impl FromStr for FaultKind {
@@ -44,8 +90,12 @@ impl FromStr for FaultKind {
             "stall" => Ok(FaultKind::Stall),
             "failed" => Ok(FaultKind::Failed),
             "corrupt" => Ok(FaultKind::Corrupt),
+            "lost" => Ok(FaultKind::Lost),
+            "slow" => Ok(FaultKind::Slow),
+            "disconnect" => Ok(FaultKind::Disconnect),
+            "maskrom" => Ok(FaultKind::Maskrom),
             other => Err(format!(
-                "unknown fault {other:?}: use timeout, stall, failed or corrupt"
+                "unknown fault {other:?}: use timeout, stall, failed, corrupt, lost, slow, disconnect or maskrom"
             )),
         }
     }
@@ -63,9 +113,37 @@ pub enum Direction {
 pub struct Faults {
     at: Vec<(u64, FaultKind)>,
     random: Option<(u64, u32)>,
+    random_kinds: Vec<FaultKind>,
     commands: u64,
     reads: u64,
     writes: u64,
+}
+
+/// The faults of the board in `dir` for this process, shared by every handle opened on
+/// it: a host that re-opens the board after a disconnect meets the faults planned for
+/// later commands, not the same ones again.
+pub fn for_board(dir: &Path) -> Arc<Mutex<Faults>> {
+    static BOARDS: OnceLock<Mutex<HashMap<PathBuf, Arc<Mutex<Faults>>>>> = OnceLock::new();
+    let mut boards = BOARDS
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    boards
+        .entry(dir.to_path_buf())
+        .or_insert_with(|| Arc::new(Mutex::new(Faults::from_env())))
+        .clone()
+}
+
+/// Appends one injected fault to the board's `faults.log` (best effort: the log is for
+/// counting, and a full disk must not turn into a different fault).
+pub fn log(dir: &Path, kind: FaultKind, lba: u32) {
+    if let Ok(mut file) = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(dir.join("faults.log"))
+    {
+        let _ = writeln!(file, "{} {lba}", kind.name());
+    }
 }
 
 impl Faults {
@@ -85,9 +163,14 @@ impl Faults {
         let mut faults = Faults::default();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
             if let Some(rest) = item.strip_prefix("random:") {
-                let (seed, permille) = rest
-                    .split_once(':')
-                    .ok_or_else(|| format!("{item:?}: use random:SEED:PERMILLE"))?;
+                let mut parts = rest.splitn(3, ':');
+                let (Some(seed), Some(permille)) = (parts.next(), parts.next()) else {
+                    return Err(format!("{item:?}: use random:SEED:PERMILLE[:KIND+KIND…]"));
+                };
+                faults.random_kinds = match parts.next() {
+                    Some(kinds) => kinds.split('+').map(str::parse).collect::<Result<_, _>>()?,
+                    None => FaultKind::DEFAULT_RANDOM.to_vec(),
+                };
                 let seed: u64 = seed.parse().map_err(|_| format!("{item:?}: bad seed"))?;
                 let permille: u32 = permille
                     .parse()
@@ -120,8 +203,12 @@ impl Faults {
         *count += 1;
         let (commands, own) = (self.commands, *count);
         let hit = |&(n, kind): &(u64, FaultKind)| match kind {
-            FaultKind::Timeout | FaultKind::Stall => n == commands,
-            FaultKind::Failed => direction == Direction::Write && n == own,
+            FaultKind::Timeout
+            | FaultKind::Stall
+            | FaultKind::Slow
+            | FaultKind::Disconnect
+            | FaultKind::Maskrom => n == commands,
+            FaultKind::Failed | FaultKind::Lost => direction == Direction::Write && n == own,
             FaultKind::Corrupt => direction == Direction::Read && n == own,
         };
         if let Some(&(_, kind)) = self.at.iter().find(|f| hit(f)) {
@@ -132,7 +219,16 @@ impl Faults {
         *state ^= *state >> 7;
         *state ^= *state << 17;
         let roll = (*state % 1000) as u32;
-        (roll < *permille).then(|| FaultKind::ALL[(*state >> 32) as usize % FaultKind::ALL.len()])
+        // Only kinds that can befall this command (a read is not "lost", a write not
+        // "corrupt"), so every fault counted is a fault the host met.
+        let kinds: Vec<FaultKind> = self
+            .random_kinds
+            .iter()
+            .copied()
+            .filter(|k| k.applies_to(direction))
+            .collect();
+        (roll < *permille && !kinds.is_empty())
+            .then(|| kinds[(*state >> 32) as usize % kinds.len()])
     }
 }
 
@@ -168,5 +264,11 @@ mod tests {
         assert!(Faults::parse("melt@1").is_err());
         assert!(Faults::parse("timeout@0").is_err());
         assert!(Faults::parse("random:1:2000").is_err());
+        let mut only = Faults::parse("random:3:1000:disconnect+maskrom").unwrap();
+        assert!((0..100).all(|_| matches!(
+            only.next_command(Write),
+            Some(FaultKind::Disconnect | FaultKind::Maskrom)
+        )));
+        assert!(Faults::parse("random:3:10:melt").is_err());
     }
 }

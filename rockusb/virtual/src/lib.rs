@@ -58,8 +58,8 @@ pub struct VirtualBoard {
     engine: BulkEngine,
     pacer: Option<LinkPacer>,
     stores: Vec<(StorageKind, BackingStore)>,
-    /// Faults to inject into this connection's data commands ([`faults`]).
-    faults: faults::Faults,
+    /// Faults to inject into data commands ([`faults`]), shared by this process's handles.
+    faults: std::sync::Arc<std::sync::Mutex<faults::Faults>>,
     /// Modification time of the state file when last read or written, to notice
     /// changes made through another handle or process.
     state_stamp: Option<std::time::SystemTime>,
@@ -92,7 +92,7 @@ impl VirtualBoard {
             receiver: AreaReceiver::new(),
             engine: BulkEngine::default(),
             stores: Vec::new(),
-            faults: faults::Faults::from_env(),
+            faults: faults::for_board(dir),
             state_stamp: std::fs::metadata(dir.join(STATE_FILE))
                 .and_then(|m| m.modified())
                 .ok(),

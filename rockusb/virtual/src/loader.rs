@@ -70,6 +70,9 @@ pub struct BulkEngine {
     pending_reset: Option<u8>,
     /// Set when the status block that precedes a reset has been queued.
     status_queued_before_reset: bool,
+    /// The write being received is acknowledged but never reaches the medium (a `lost`
+    /// fault).
+    losing_data: bool,
 }
 
 fn io_err(e: std::io::Error) -> TransportError {
@@ -97,7 +100,7 @@ impl VirtualBoard {
                 refused,
             } => {
                 let take = (data.len() as u64).min(remaining);
-                if !refused {
+                if !refused && !self.engine.losing_data {
                     self.store(kind)
                         .map_err(io_err)?
                         .write_at(offset, &data[..take as usize])
@@ -105,6 +108,7 @@ impl VirtualBoard {
                 }
                 let remaining = remaining - take;
                 if remaining == 0 {
+                    self.engine.losing_data = false;
                     let status = if refused {
                         Status::Failed
                     } else {
@@ -209,18 +213,41 @@ impl VirtualBoard {
         if let Some(pacer) = &mut self.pacer {
             pacer.command();
         }
-        let fault = match cbw.opcode() {
-            Some(Opcode::ReadLba) => self.faults.next_command(Direction::Read),
-            Some(Opcode::WriteLba) => self.faults.next_command(Direction::Write),
+        let direction = match cbw.opcode() {
+            Some(Opcode::ReadLba) => Some(Direction::Read),
+            Some(Opcode::WriteLba) => Some(Direction::Write),
             _ => None,
         };
+        let fault = direction.and_then(|d| {
+            let mut faults = self.faults.lock().unwrap_or_else(|e| e.into_inner());
+            faults.next_command(d)
+        });
+        if let Some(kind) = fault {
+            crate::faults::log(&self.dir, kind, cbw.address());
+        }
         match fault {
+            // The board drops off the bus mid-command and re-enumerates on the same port:
+            // this handle is stale, as a libusb handle would be.
+            Some(FaultKind::Disconnect) => {
+                self.leave_bus(Mode::Loader, "disconnected mid-command (fault injected)")
+                    .map_err(io_err)?;
+                return Err(TransportError::Disconnected);
+            }
+            Some(FaultKind::Maskrom) => {
+                self.power_cycle().map_err(io_err)?;
+                self.state.last_event = "reset into MaskROM mid-command (fault injected)".into();
+                self.save().map_err(io_err)?;
+                return Err(TransportError::Disconnected);
+            }
             // The command is lost: the endpoint NAKs until the host recovers it.
             Some(FaultKind::Timeout) => {
                 self.engine.ignoring_out = true;
                 return Ok(());
             }
             Some(FaultKind::Stall) => return Err(TransportError::Stall),
+            // The eMMC takes its time (garbage collection, a worn card): the command is
+            // answered late, within the host's timeout.
+            Some(FaultKind::Slow) => std::thread::sleep(crate::faults::SLOW_COMMAND),
             _ => {}
         }
         match self.config.personality {
@@ -239,6 +266,9 @@ impl VirtualBoard {
                 if let Phase::Receiving { refused, .. } = &mut self.engine.phase {
                     *refused = true;
                 }
+            }
+            Some(FaultKind::Lost) => {
+                self.engine.losing_data = matches!(self.engine.phase, Phase::Receiving { .. });
             }
             Some(FaultKind::Corrupt) => {
                 if let Some(&InItem::Storage {

@@ -135,6 +135,8 @@ impl Boards {
             .env("ROCKUSB_SHIM_BOARDS", self.names.join(","))
             .env("ROCKUSB_SHIM_DIR", self.root())
             .env("ROCKUSB_SHIM_TRACE", self.trace_path())
+            // Flash journals of these boards stay with them, not in the user's state folder.
+            .env("ROCKUSB_STATE_DIR", self.root())
             .env_remove("ROCKUSB_VIRTUAL")
             .env_remove("ROCKUSB_VIRTUAL_DIR")
             .env_remove("ROCKUSB_SHIM_LINK")

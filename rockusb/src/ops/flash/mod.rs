@@ -19,6 +19,7 @@
 
 pub mod backup;
 pub mod inspect;
+pub mod journal;
 pub mod layout;
 pub mod pipeline;
 pub mod session;
@@ -26,6 +27,7 @@ pub mod sparse;
 pub mod target;
 pub mod verify;
 
+pub use session::Resumable;
 pub use sparse::PartitionReport;
 pub use target::{LoaderKind, Target, TargetError, prepare};
 pub use verify::VerifyOutcome;
@@ -76,6 +78,9 @@ pub struct FlashOptions<'a> {
     pub verify: bool,
     /// Sectors per write command; `None` for the loader's default.
     pub command_sectors: Option<u32>,
+    /// Keep a journal (and resume from one): `None` for a flash that cannot be resumed
+    /// (an image from standard input).
+    pub resumable: Option<Resumable>,
 }
 
 /// What a flash did.
@@ -104,6 +109,15 @@ pub struct FlashReport {
     /// because the CPU had nothing ready.
     pub writer_idle_seconds: f64,
     pub verify_seconds: f64,
+    /// The image offset a resumed flash started from (what was written below it was read
+    /// back, and kept where it matched).
+    pub resumed_from: Option<u64>,
+    /// Bytes a resumed flash found already written and did not write again.
+    pub kept_bytes: u64,
+    /// Commands that failed and went through when sent again.
+    pub retried_commands: u64,
+    /// Times the board dropped off the bus and was found again on its port.
+    pub reattached: u32,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -143,8 +157,14 @@ pub enum FlashError {
     Read(String),
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
+    #[error(transparent)]
+    Journal(#[from] journal::JournalError),
     #[error(
-        "{cause}\nThe flash stopped after writing {} of the image (up to image offset {image_offset}). {state} Fix the cause, then run the same command again: it rewrites everything that matters.",
+        "{cause}\nThe whole image was written, bootloader included. To repair what differs, run the same command with --resume: it reads back every run, writes again those that differ, and verifies everything"
+    )]
+    Unverified { cause: verify::VerifyError },
+    #[error(
+        "{cause}\nThe flash stopped after writing {} of the image (up to image offset {image_offset}). {state} {next}",
         human_bytes(*written)
     )]
     Interrupted {
@@ -152,6 +172,8 @@ pub enum FlashError {
         written: u64,
         image_offset: u64,
         state: &'static str,
+        /// What to run next.
+        next: String,
     },
 }
 
@@ -332,11 +354,18 @@ pub fn flash_to<S: Sectors>(
         total_bytes: checked.preflight.image_len.unwrap_or(0),
     });
     let started_at = Instant::now();
+    let resumed_from = checked
+        .options
+        .resumable
+        .as_ref()
+        .map(|r| r.resume_below)
+        .filter(|&below| below > 0);
     let mut writer = Writer::new(
         io,
         target.capacity.unwrap_or(u64::MAX),
         bootloader_sector(checked.options.layout, checked.image_len),
         checked.options.verify,
+        checked.options.resumable.clone(),
     );
     let end = writer.stream(&to_writer, &recycler, observer, &describe)?;
     for t in threads {
@@ -357,8 +386,17 @@ pub fn flash_to<S: Sectors>(
     }
 
     let (verify, verified_during_write, verify_seconds) =
-        read_back(&mut writer, &mut warnings, observer)?;
+        read_back(&mut writer, &mut warnings, observer).map_err(|e| match e {
+            FlashError::Verify(cause) if writer.has_journal() => FlashError::Unverified { cause },
+            other => other,
+        })?;
     warnings.link_trouble(&writer.io, observer);
+    if let Err(e) = writer.finish_journal() {
+        warnings.add(
+            observer,
+            format!("the flash is complete, but its journal could not be removed: {e}"),
+        );
+    }
     Ok(FlashReport {
         image: name,
         format,
@@ -377,6 +415,10 @@ pub fn flash_to<S: Sectors>(
         write_seconds,
         writer_idle_seconds: writer.idle.as_secs_f64(),
         verify_seconds,
+        resumed_from,
+        kept_bytes: writer.kept,
+        retried_commands: writer.io.retried(),
+        reattached: writer.io.reattached(),
     })
 }
 

@@ -5,6 +5,7 @@
 //! leading region last.
 
 use super::FlashError;
+use super::journal::{BoardIdentity, ImageIdentity, Journal, JournalDir};
 use super::pipeline::{Run, RunRecycler, StreamEnd, StreamFailure, ToWriter};
 use super::verify::{self, Written};
 use crate::ops::sectors::Sectors;
@@ -12,6 +13,19 @@ use crate::ops::{Event, Observer, Phase};
 use rockusb_images::ByteRange;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
+use xxhash_rust::xxh3::xxh3_128;
+
+/// A flash that keeps a journal, so it can be resumed after it stops part-way
+/// (see [`super::journal`]).
+#[derive(Debug, Clone)]
+pub struct Resumable {
+    pub dir: JournalDir,
+    pub image: ImageIdentity,
+    pub board: BoardIdentity,
+    /// Runs ending at or below this image offset were written by the interrupted flash
+    /// being resumed: each is read back and kept where it matches (0: a fresh flash).
+    pub resume_below: u64,
+}
 
 /// Progress events are sent at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
@@ -34,10 +48,22 @@ pub struct Writer<S: Sectors> {
     /// The bootloader's first sector, cleared before the first image byte goes out; `None`
     /// when the image does not reach it inside the held region.
     bootloader: Option<ByteRange>,
+    /// The journal to start at the first write, and the one started.
+    resumable: Option<Resumable>,
+    journal: Option<Journal>,
+    /// Bytes a resumed flash found already on the storage and did not write again.
+    pub kept: u64,
+    compare_buf: Vec<u8>,
 }
 
 impl<S: Sectors> Writer<S> {
-    pub fn new(io: S, capacity: u64, bootloader: Option<ByteRange>, verify: bool) -> Self {
+    pub fn new(
+        io: S,
+        capacity: u64,
+        bootloader: Option<ByteRange>,
+        verify: bool,
+        resumable: Option<Resumable>,
+    ) -> Self {
         Writer {
             io,
             records: Vec::new(),
@@ -51,6 +77,54 @@ impl<S: Sectors> Writer<S> {
             last_event: Instant::now(),
             capacity,
             bootloader,
+            resumable,
+            journal: None,
+            kept: 0,
+            compare_buf: Vec::new(),
+        }
+    }
+
+    /// What to do next after a failure once the board has been written to.
+    fn next_step(&self, cause: &FlashError) -> String {
+        let failure = match cause {
+            FlashError::Write(f) | FlashError::Verify(verify::VerifyError::Read(f)) => Some(f),
+            _ => None,
+        };
+        let back_in_maskrom = failure.and_then(|f| f.error.transport())
+            == Some(&crate::transport::TransportError::BackInMaskrom);
+        let loader = if back_in_maskrom {
+            " and --loader (the board is in MaskROM now, so its loader must be sent again)"
+        } else {
+            ""
+        };
+        // A failed command is the link's or the board's doing; anything else (a damaged
+        // image) has its own advice in the cause.
+        let fix = if failure.is_some() {
+            "Check the link first: a short cable straight into a port of the computer (not a \
+             hub or front-panel socket) and a steady power supply for the board; if it keeps \
+             failing at the same place, try another loader version. Then run"
+        } else {
+            "Fix the cause, then run"
+        };
+        match &self.journal {
+            Some(j) => format!(
+                "{fix} the same command with --resume{loader}: it reads back what was written below image byte {}, keeps what matches and goes on from there (without --resume it starts again from the beginning).",
+                j.written_to()
+            ),
+            None => format!("{fix} the same command again: it rewrites everything that matters."),
+        }
+    }
+
+    /// Whether this flash keeps a journal (and can be resumed).
+    pub fn has_journal(&self) -> bool {
+        self.journal.is_some()
+    }
+
+    /// The flash is complete: its journal is no longer needed.
+    pub fn finish_journal(&mut self) -> std::io::Result<()> {
+        match self.journal.take() {
+            Some(j) => j.finish(),
+            None => Ok(()),
         }
     }
 
@@ -60,6 +134,7 @@ impl<S: Sectors> Writer<S> {
             return cause;
         }
         FlashError::Interrupted {
+            next: self.next_step(&cause),
             cause: Box::new(cause),
             written: self.written,
             image_offset: self.image_done,
@@ -75,6 +150,15 @@ impl<S: Sectors> Writer<S> {
     pub fn begin(&mut self) -> Result<(), FlashError> {
         if self.started {
             return Ok(());
+        }
+        // The journal is on disk before the first byte reaches the board, so any stop
+        // from here on (kill -9 included) leaves something to resume.
+        if let Some(r) = self.resumable.take() {
+            let journal = r
+                .dir
+                .begin(r.image, r.board, r.resume_below)
+                .map_err(FlashError::Journal)?;
+            self.journal = Some(journal);
         }
         self.started = true;
         if let Some(sector) = self.bootloader {
@@ -97,8 +181,40 @@ impl<S: Sectors> Writer<S> {
         self.records.push(Written {
             range,
             hash: run.hash,
+            verified: false,
         });
         Ok(())
+    }
+
+    /// A streamed run: written, or, when a resumed flash already wrote it, read back and
+    /// kept if it matches. The journal moves past it either way.
+    fn stream_run(&mut self, run: &Run, resume_below: u64) -> Result<(), FlashError> {
+        let range = run.range();
+        if range.end() <= resume_below && self.already_there(run)? {
+            self.kept += range.len;
+            self.records.push(Written {
+                range,
+                hash: run.hash,
+                verified: true,
+            });
+        } else {
+            self.write_run(run)?;
+        }
+        if let Some(j) = &mut self.journal {
+            j.advance(range.end());
+        }
+        Ok(())
+    }
+
+    /// Whether the storage already holds `run` (read back and compared by digest).
+    fn already_there(&mut self, run: &Run) -> Result<bool, FlashError> {
+        let range = run.range();
+        if range.end() > self.capacity {
+            return Ok(false);
+        }
+        self.compare_buf.resize(range.len as usize, 0);
+        self.io.read(range.start, &mut self.compare_buf)?;
+        Ok(xxh3_128(&self.compare_buf) == run.hash)
     }
 
     /// Zeroes `range` (the old backup GPT past the image) and records it for the read-back.
@@ -107,7 +223,8 @@ impl<S: Sectors> Writer<S> {
         self.io.write(range.start, &zeros)?;
         self.records.push(Written {
             range,
-            hash: xxhash_rust::xxh3::xxh3_128(&zeros),
+            hash: xxh3_128(&zeros),
+            verified: false,
         });
         Ok(())
     }
@@ -122,13 +239,14 @@ impl<S: Sectors> Writer<S> {
         observer: &mut dyn Observer,
         describe: &dyn Fn(StreamFailure) -> FlashError,
     ) -> Result<StreamEnd, FlashError> {
+        let resume_below = self.resumable.as_ref().map_or(0, |r| r.resume_below);
         loop {
             let msg = self.next_message(to_writer)?;
             match msg {
                 ToWriter::PrefixChecked => self.begin().map_err(|e| self.interrupted(e))?,
                 ToWriter::Run(run) => {
                     self.begin()
-                        .and_then(|()| self.write_run(&run))
+                        .and_then(|()| self.stream_run(&run, resume_below))
                         .map_err(|e| self.interrupted(e))?;
                     self.image_done = run.image_done;
                     self.skipped = run.skipped;

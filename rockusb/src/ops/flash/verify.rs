@@ -26,6 +26,8 @@ use crate::protocol::read_wall::{self, READ_WALL_BYTES};
 pub struct Written {
     pub range: ByteRange,
     pub hash: u128,
+    /// Already read back and found as written (a resumed flash's kept runs).
+    pub verified: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -89,6 +91,10 @@ impl Verifier {
             return Ok(0);
         };
         self.next += 1;
+        if w.verified {
+            self.verified += w.range.len;
+            return Ok(w.range.len);
+        }
         let past_wall = w.range.end() > READ_WALL_BYTES;
         if self.wall && past_wall {
             self.unverified += w.range.len;
@@ -126,7 +132,11 @@ impl Verifier {
         records: &[Written],
         observer: &mut dyn Observer,
     ) -> Result<VerifyOutcome, VerifyError> {
-        let left: u64 = records[self.next..].iter().map(|w| w.range.len).sum();
+        let left: u64 = records[self.next..]
+            .iter()
+            .filter(|w| !w.verified)
+            .map(|w| w.range.len)
+            .sum();
         observer.event(Event::PhaseStart {
             phase: Phase::Verify,
             total_bytes: left,
@@ -135,9 +145,11 @@ impl Verifier {
         let mut done = 0u64;
         let mut last_event = Instant::now();
         while self.pending(records) {
-            let len = records[self.next].range.len;
+            let w = records[self.next];
             self.step(io, records)?;
-            done += len;
+            if !w.verified {
+                done += w.range.len;
+            }
             if last_event.elapsed().as_millis() >= 100 {
                 last_event = Instant::now();
                 observer.event(Event::Progress {
