@@ -298,6 +298,7 @@ fn read_back_comes_from_the_medium_not_the_page_cache() {
     let records = [Written {
         range: ByteRange::new(0, len as u64),
         hash: xxhash_rust::xxh3::xxh3_128(&written),
+        verified: false,
     }];
     let mut verifier = Verifier::new();
     let result = verifier.step(&mut disk, &records);
