@@ -35,6 +35,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man { output } => crate::man_completions::man(output.as_deref(), &out),
         Command::Image(cmd) => crate::adapt::run(cmd, &mut out),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
+        // A local disk needs no board.
+        Command::Flash(args) if args.to.is_some() => {
+            crate::flash::flash(None, cli.device.as_deref(), args, &mut out)
+        }
+        Command::Disks => crate::disks::list(&out),
         // An image file needs no board.
         Command::Gpt(args) if args.image.is_some() => {
             crate::flash::gpt(None, cli.device.as_deref(), args, &mut out)
@@ -64,7 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     &mut out,
                 ),
                 Command::Flash(args) => {
-                    crate::flash::flash(&bus, cli.device.as_deref(), args, &mut out)
+                    crate::flash::flash(Some(&bus), cli.device.as_deref(), args, &mut out)
                 }
                 Command::Fleet(args) => crate::fleet::run(&bus, args, cli.json),
                 Command::Backup(args) => {

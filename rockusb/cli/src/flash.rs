@@ -96,6 +96,20 @@ pub struct FlashArgs {
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
     pub command_sectors: Option<u32>,
+    /// Write a local disk or a file instead of a board: an SD card in a reader (/dev/sdb,
+    /// /dev/mmcblk0), a USB disk, a loop device, or an image file (created when missing).
+    /// Refused when anything on the disk is mounted, when it holds the running system,
+    /// and, without --force, when it is not removable; `rockusb disks` lists candidates.
+    #[arg(
+        long,
+        value_name = "DEVICE",
+        conflicts_with_all = ["loader", "storage", "command_sectors", "resume"]
+    )]
+    pub to: Option<PathBuf>,
+    /// With --to: also write a disk that is not removable (never a mounted one, nor the
+    /// one holding the running system).
+    #[arg(long, requires = "to")]
+    pub force: bool,
 }
 
 /// `--verify`: how a flash checks what it wrote.
@@ -184,7 +198,13 @@ fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
     )))
 }
 
-pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output) -> Result<()> {
+/// `bus` is `None` with `--to` (a local disk needs no USB).
+pub fn flash(
+    bus: Option<&Bus>,
+    device: Option<&str>,
+    args: FlashArgs,
+    out: &mut Output,
+) -> Result<()> {
     // Everything about the input is checked before the board is touched.
     let storage = StorageKind::from(args.storage);
     let source =
@@ -215,6 +235,18 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         }
         None if args.full => FlashMode::Full,
         None => FlashMode::Sparse,
+    };
+    if args.to.is_some() {
+        let image = crate::disks::Image {
+            source,
+            mode,
+            check,
+            adapted_for,
+        };
+        return crate::disks::flash(&args, device, image, out);
+    }
+    let Some(bus) = bus else {
+        bail!("flashing a board needs USB access")
     };
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
     let client = open(bus, &board)?;
@@ -254,57 +286,17 @@ pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output)
         resumable,
     };
     let report = flash_op::flash(&mut client, &target, source, options, out)?;
-    let summary = FlashSummary {
+    let record = FlashSummary {
         report: &report,
         usb_speed: board.speed,
         usb3_switch: switch,
     };
-    out.result(&summary, || {
-        let mut text = format!(
-            "flashed {} ({}) onto the {}: wrote {}, skipped {} of zeros",
-            report.image,
-            human_bytes(report.image_len),
-            report.storage,
-            human_bytes(report.bytes_written),
-            human_bytes(report.bytes_skipped),
-        );
-        if let Some((_, len)) = report.wiped {
-            text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
-        }
-        text += &match &report.verify {
-            VerifyOutcome::Verified { bytes } => format!(
-                "; verified {} by reading back ({} of it while waiting for the image)",
-                human_bytes(*bytes),
-                human_bytes(report.verified_during_write)
-            ),
-            VerifyOutcome::Device { bytes } => format!(
-                "; verified {} on the device (the loader re-read every write from the storage \
-                 and checked its parity)",
-                human_bytes(*bytes)
-            ),
-            VerifyOutcome::Skipped => "; not verified (--verify none)".into(),
-            VerifyOutcome::ReadWall { .. } => {
-                "; verified below 32 MiB only (see the warning)".into()
-            }
-        };
-        if let Some(from) = report.resumed_from {
-            text += &format!(
-                "\n  resumed an interrupted flash that had reached image byte {from}: {} of it \
-                 read back as written and was kept",
-                human_bytes(report.kept_bytes)
-            );
-        }
-        if report.reattached > 0 {
-            text += &format!(
-                "\n  the board dropped off the bus {} time(s) and was found again on its port",
-                report.reattached
-            );
-        }
-        text += &format!("; the board ran at {}", board.speed);
-        for p in &report.partitions {
-            text += &partition_line(p);
-        }
-        text
+    out.result(&record, || {
+        summary(
+            &report,
+            &format!("the {}", report.storage),
+            Some(board.speed),
+        )
     });
     Ok(())
 }
@@ -316,6 +308,58 @@ struct FlashSummary<'a> {
     report: &'a FlashReport,
     usb_speed: UsbSpeed,
     usb3_switch: SwitchOutcome,
+}
+
+/// The text result of a flash onto `onto` ("the emmc", "/dev/sdb").
+pub(crate) fn summary(
+    report: &flash_op::FlashReport,
+    onto: &str,
+    speed: Option<UsbSpeed>,
+) -> String {
+    let mut text = format!(
+        "flashed {} ({}) onto {onto}: wrote {}, skipped {} of zeros",
+        report.image,
+        human_bytes(report.image_len),
+        human_bytes(report.bytes_written),
+        human_bytes(report.bytes_skipped),
+    );
+    if let Some((_, len)) = report.wiped {
+        text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
+    }
+    text += &match &report.verify {
+        VerifyOutcome::Verified { bytes } => format!(
+            "; verified {} by reading back ({} of it while waiting for the image)",
+            human_bytes(*bytes),
+            human_bytes(report.verified_during_write)
+        ),
+        VerifyOutcome::Device { bytes } => format!(
+            "; verified {} on the device (the loader re-read every write from the storage \
+             and checked its parity)",
+            human_bytes(*bytes)
+        ),
+        VerifyOutcome::Skipped => "; not verified (--verify none)".into(),
+        VerifyOutcome::ReadWall { .. } => "; verified below 32 MiB only (see the warning)".into(),
+    };
+    if let Some(speed) = speed {
+        text += &format!("; the board ran at {speed}");
+    }
+    if let Some(from) = report.resumed_from {
+        text += &format!(
+            "\n  resumed an interrupted flash that had reached image byte {from}: {} of it \
+             read back as written and was kept",
+            human_bytes(report.kept_bytes)
+        );
+    }
+    if report.reattached > 0 {
+        text += &format!(
+            "\n  the board dropped off the bus {} time(s) and was found again on its port",
+            report.reattached
+        );
+    }
+    for p in &report.partitions {
+        text += &partition_line(p);
+    }
+    text
 }
 
 /// Starts decoding the whole image in the background, unless asked not to or impossible.

@@ -59,6 +59,11 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
             "fleet flashes many boards from one image file; standard input can be read only once"
         );
     }
+    if args.flash.to.is_some() {
+        bail!(
+            "fleet flashes boards over USB; write a local disk with `rockusb flash IMAGE --to DEVICE`"
+        );
+    }
     if args.flash.loader.is_none() {
         eprintln!("no --loader: only boards already running a loader will be flashed");
     }
@@ -162,7 +167,7 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
 /// Flashes the board at `port` and resets it, reporting through a labelled output.
 fn flash_one(bus: &Bus, port: &str, args: FlashArgs, reset: bool, json: bool) -> Outcome {
     let mut out = Output::labelled(json, port);
-    let result = flash::flash(bus, Some(port), args, &mut out).and_then(|()| {
+    let result = flash::flash(Some(bus), Some(port), args, &mut out).and_then(|()| {
         if reset {
             let mut client = Client::new(bus.open(port)?);
             client.reset(ResetKind::Reboot)?;

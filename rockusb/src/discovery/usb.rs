@@ -7,21 +7,37 @@ use crate::transport::{Transport, TransportError};
 use rusb::UsbContext;
 
 pub(super) struct UsbLister {
-    context: rusb::Context,
+    /// `None` on a machine without USB devices, where libusb cannot start.
+    context: Option<rusb::Context>,
 }
 
 impl UsbLister {
     pub(super) fn new() -> Result<Self, DiscoveryError> {
-        let context =
-            rusb::Context::new().map_err(|e| DiscoveryError::Usb(TransportError::from(e)))?;
-        Ok(UsbLister { context })
+        match rusb::Context::new() {
+            Ok(context) => Ok(UsbLister {
+                context: Some(context),
+            }),
+            // A libusb built without udev (the static build's) fails to start where there
+            // is no /dev/bus/usb at all (a container, a VM without USB): no boards there.
+            Err(_) if no_usb_devices() => Ok(UsbLister { context: None }),
+            Err(e) => Err(DiscoveryError::Usb(TransportError::from(e))),
+        }
     }
 
-    fn devices(&self) -> Result<rusb::DeviceList<rusb::Context>, DiscoveryError> {
-        self.context
+    fn devices(&self) -> Result<Vec<rusb::Device<rusb::Context>>, DiscoveryError> {
+        let Some(context) = &self.context else {
+            return Ok(Vec::new());
+        };
+        context
             .devices()
+            .map(|list| list.iter().collect())
             .map_err(|e| DiscoveryError::Usb(TransportError::from(e)))
     }
+}
+
+/// True on Linux when the kernel shows no USB device nodes at all.
+fn no_usb_devices() -> bool {
+    cfg!(target_os = "linux") && !std::path::Path::new("/dev/bus/usb").exists()
 }
 
 impl BoardLister for UsbLister {
@@ -37,7 +53,7 @@ impl BoardLister for UsbLister {
 
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError> {
         let mut boards = Vec::new();
-        for device in self.devices()?.iter() {
+        for device in self.devices()? {
             if !is_rockusb(&device) {
                 continue;
             }
@@ -83,7 +99,7 @@ impl BoardLister for UsbLister {
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
         let device = self
             .devices()?
-            .iter()
+            .into_iter()
             .filter(is_rockusb)
             .find(|d| usb_transport::port_path(d) == port_path)
             .ok_or_else(|| DiscoveryError::Gone(port_path.into()))?;

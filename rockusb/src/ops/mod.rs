@@ -6,6 +6,7 @@ pub mod adapt;
 pub mod boot;
 pub mod flash;
 pub mod sector_io;
+pub mod sectors;
 pub mod storage_io;
 pub mod usb3;
 

@@ -29,13 +29,39 @@ use std::time::Duration;
 /// The smallest command tried: rkdeveloptool's 128 sectors, which every loader takes.
 pub const MIN_COMMAND_SECTORS: u32 = 128;
 
-/// A command the loader refused, after every fallback.
+/// A transfer that failed: a command the loader refused after every fallback, or a
+/// local disk's read or write ([`crate::local`]).
 #[derive(Debug, thiserror::Error)]
 #[error("at sector {lba} ({sectors} sectors): {error}")]
 pub struct IoFailure {
     pub lba: u64,
     pub sectors: u32,
-    pub error: CommandError,
+    pub error: IoCause,
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IoCause {
+    /// The loader refused the command, or the link failed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The kernel refused a local disk's read or write.
+    #[error("{path}: {source}")]
+    Local {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl IoCause {
+    /// The transport error behind this one, if any.
+    pub fn transport(&self) -> Option<&TransportError> {
+        match self {
+            IoCause::Command(e) => e.transport(),
+            IoCause::Local { .. } => None,
+        }
+    }
 }
 
 /// Sector-addressed I/O with the current command size.
@@ -145,10 +171,10 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             let n = (len - done).min(self.command_bytes());
             let lba = (offset + done as u64) / SECTOR_SIZE as u64;
             let sectors = (n / SECTOR_SIZE) as u32;
-            let failure = |error| IoFailure {
+            let failure = |error: CommandError| IoFailure {
                 lba,
                 sectors,
-                error,
+                error: error.into(),
             };
             let lba32 = u32::try_from(lba).map_err(|_| {
                 failure(CommandError::Failed {

@@ -166,7 +166,10 @@ fn a_persistent_parity_failure_fails_the_sector_loop_with_its_lba_and_a_transien
     let failure = io.write(0, &bytes).unwrap_err();
     assert_eq!(failure.lba, 2048);
     assert_eq!(failure.sectors, 2048);
-    assert!(matches!(failure.error, CommandError::ParityMismatch { .. }));
+    assert!(matches!(
+        failure.error,
+        rockusb::ops::sector_io::IoCause::Command(CommandError::ParityMismatch { .. })
+    ));
     assert!(io.fallbacks.is_empty(), "{:?}", io.fallbacks);
     assert!(failure.to_string().contains("at sector 2048"), "{failure}");
 }

@@ -8,9 +8,8 @@ use super::FlashError;
 use super::journal::{BoardIdentity, ImageIdentity, Journal, JournalDir};
 use super::pipeline::{Run, RunRecycler, StreamEnd, StreamFailure, ToWriter};
 use super::verify::{self, Written};
-use crate::ops::sector_io::SectorIo;
+use crate::ops::sectors::Sectors;
 use crate::ops::{Event, Observer, Phase};
-use crate::transport::Transport;
 use rockusb_images::ByteRange;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
@@ -31,8 +30,8 @@ pub struct Resumable {
 /// Progress events are sent at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
-pub struct Writer<'a, T: Transport> {
-    pub io: SectorIo<'a, T>,
+pub struct Writer<S: Sectors> {
+    pub io: S,
     /// Every range written, with its digest, for the read-back.
     pub records: Vec<Written>,
     pub verifier: Option<verify::Verifier>,
@@ -57,9 +56,9 @@ pub struct Writer<'a, T: Transport> {
     compare_buf: Vec<u8>,
 }
 
-impl<'a, T: Transport> Writer<'a, T> {
+impl<S: Sectors> Writer<S> {
     pub fn new(
-        io: SectorIo<'a, T>,
+        io: S,
         capacity: u64,
         bootloader: Option<ByteRange>,
         verify: bool,

@@ -15,6 +15,9 @@ pub enum LoaderKind {
     /// Mainline U-Boot's rockusb gadget: no READ_FLASH_INFO, CAPABILITY or storage
     /// commands (docs/protocol.md §5.2); bound to the device `rockusb 0 mmc N` named.
     MainlineUboot,
+    /// No loader: a local block device or file written through the host's kernel
+    /// (`flash --to`, [`crate::local`]).
+    LocalDisk,
 }
 
 impl LoaderKind {
@@ -24,11 +27,14 @@ impl LoaderKind {
     /// payload against ~0.5 ms of fixed overhead; xrock sends 8 MiB commands to the same
     /// loaders, rkdeveloptool 64 KiB (which spends a quarter of the link on overhead).
     /// Mainline U-Boot: 2048 sectors (1 MiB): it loops over its small buffer per command,
-    /// so larger commands gain nothing and risk its timeouts.
+    /// so larger commands gain nothing and risk its timeouts. A local disk: 4 MiB.
     pub fn default_command_sectors(self) -> u32 {
         match self {
             LoaderKind::Vendor => 8192,
             LoaderKind::MainlineUboot => 2048,
+            // 4 MiB writes: large enough for an SD card's erase blocks, small enough for
+            // progress to move steadily.
+            LoaderKind::LocalDisk => 8192,
         }
     }
 }

@@ -11,9 +11,9 @@
 //! 0xCC past that sector is that limitation, not a bad write: runs past it are left
 //! unverified and the outcome says so, instead of reporting a false mismatch.
 
-use crate::ops::sector_io::{IoFailure, SectorIo};
+use crate::ops::sector_io::IoFailure;
+use crate::ops::sectors::Sectors;
 use crate::ops::{Event, Observer, Phase};
-use crate::transport::Transport;
 use rockusb_images::ByteRange;
 use serde::Serialize;
 use std::time::Instant;
@@ -85,9 +85,9 @@ impl Verifier {
     }
 
     /// Reads back the next record; returns its length.
-    pub fn step<T: Transport>(
+    pub fn step<S: Sectors + ?Sized>(
         &mut self,
-        io: &mut SectorIo<'_, T>,
+        io: &mut S,
         records: &[Written],
     ) -> Result<u64, VerifyError> {
         let Some(w) = records.get(self.next) else {
@@ -118,7 +118,7 @@ impl Verifier {
                 return Err(VerifyError::Mismatch { range: w.range });
             }
             // Counted with the commands the link made fail once.
-            io.retried += 1;
+            io.count_retry();
         }
         self.verified += w.range.len;
         Ok(w.range.len)
@@ -129,9 +129,9 @@ impl Verifier {
     }
 
     /// Reads back everything left, as the `verify` phase.
-    pub fn finish<T: Transport>(
+    pub fn finish<S: Sectors + ?Sized>(
         mut self,
-        io: &mut SectorIo<'_, T>,
+        io: &mut S,
         records: &[Written],
         observer: &mut dyn Observer,
     ) -> Result<VerifyOutcome, VerifyError> {
