@@ -47,7 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         command => {
             let bus = select::bus(cli.virtual_boards.as_deref())?;
             match command {
-                Command::List => list(&bus, &out),
+                Command::List => list(&bus, &mut out),
                 Command::Wait {
                     mode,
                     count,
@@ -84,8 +84,11 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn list(bus: &Bus, out: &Output) -> Result<()> {
+fn list(bus: &Bus, out: &mut Output) -> Result<()> {
     let boards = bus.scan()?;
+    if let Some(why) = bus.unavailable() {
+        out.warn(&why);
+    }
     out.result(&boards, || {
         if boards.is_empty() {
             "no Rockchip boards found (see `rockusb boot --help`; without hardware add \

@@ -190,6 +190,11 @@ pub trait BoardLister: Send + Sync {
     /// Every Rockchip board on the bus, with its probed mode (in any order).
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError>;
 
+    /// Why the bus cannot show boards at all, when it cannot (libusb did not start).
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
     /// Opens the board at `port_path`.
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError>;
 
@@ -264,6 +269,11 @@ impl Bus {
     /// See [`BoardLister::accepts_standin_loader`].
     pub fn accepts_standin_loader(&self) -> bool {
         self.0.accepts_standin_loader()
+    }
+
+    /// See [`BoardLister::unavailable`].
+    pub fn unavailable(&self) -> Option<String> {
+        self.0.unavailable()
     }
 
     /// Every Rockchip board on the bus, with its probed mode, in port-path order.

@@ -9,6 +9,8 @@ use rusb::UsbContext;
 pub(super) struct UsbLister {
     /// `None` on a machine without USB devices, where libusb cannot start.
     context: Option<rusb::Context>,
+    /// Why libusb did not start, when it did not.
+    startup_error: Option<String>,
 }
 
 impl UsbLister {
@@ -16,10 +18,17 @@ impl UsbLister {
         match rusb::Context::new() {
             Ok(context) => Ok(UsbLister {
                 context: Some(context),
+                startup_error: None,
             }),
             // A libusb built without udev (the static build's) fails to start where there
             // is no /dev/bus/usb at all (a container, a VM without USB): no boards there.
-            Err(_) if no_usb_devices() => Ok(UsbLister { context: None }),
+            Err(e) if no_usb_devices() => Ok(UsbLister {
+                context: None,
+                startup_error: Some(format!(
+                    "libusb could not start ({e}) and this machine shows no USB devices \
+                     (/dev/bus/usb is missing; in a container, pass the USB bus through)"
+                )),
+            }),
             Err(e) => Err(DiscoveryError::Usb(TransportError::from(e))),
         }
     }
@@ -49,6 +58,10 @@ impl BoardLister for UsbLister {
     /// A real BootROM would run the stand-in's labelled text as code.
     fn accepts_standin_loader(&self) -> bool {
         false
+    }
+
+    fn unavailable(&self) -> Option<String> {
+        self.startup_error.clone()
     }
 
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError> {
