@@ -112,6 +112,31 @@ seed() {
             mkfs.vfat -C "$dir/seed-fat12.img" 1024 >/dev/null || rm -f "$dir/seed-fat12.img"
         fi
         ;;
+    uki_sections)
+        # A UKI-shaped PE (an arm64 stub plus .osrel and .cmdline, as ukify adds them),
+        # made the way images/tests/generic builds its fixture. Without a seed the fuzzer
+        # does not get past the "MZ" check.
+        if command -v aarch64-linux-gnu-objcopy >/dev/null 2>&1 && [ ! -e "$dir/uki.efi" ]; then
+            local work
+            work="$(mktemp -d)"
+            printf '.text\n.globl _start\n_start:\n    ret\n' >"$work/stub.s"
+            printf 'NAME="Talos"\nID=talos\nVERSION_ID=v1.11.5\n' >"$work/osrel"
+            printf 'talos.platform=metal console=ttyS2,1500000n8\n' >"$work/cmdline"
+            if aarch64-linux-gnu-as "$work/stub.s" -o "$work/stub.o" &&
+                aarch64-linux-gnu-ld "$work/stub.o" -o "$work/stub.elf" &&
+                aarch64-linux-gnu-objcopy -O pei-aarch64-little "$work/stub.elf" "$dir/stub.efi" &&
+                aarch64-linux-gnu-objcopy --add-section=.osrel="$work/osrel" \
+                    --set-section-flags .osrel=data,readonly \
+                    --add-section=.cmdline="$work/cmdline" \
+                    --set-section-flags .cmdline=data,readonly \
+                    "$dir/stub.efi" "$dir/uki.efi"; then
+                :
+            else
+                rm -f "$dir/stub.efi" "$dir/uki.efi"
+            fi
+            rm -rf "$work"
+        fi
+        ;;
     overlay_requests)
         printf 'options:\n  dtb: rk3588s-nanopi-m6.dtb\n  cma: 128MB\n  spi_boot: "true"\n' >"$dir/options.yaml"
         printf 'installDisk: /dev/mmcblk0\nmountPrefix: /tmp/m\narch: arm64\nartifactsPath: /a\nextraOptions:\n  console: ttyS2\n' >"$dir/install.yaml"
