@@ -142,11 +142,7 @@ mod linux {
                 reason: "no board to tell the SoC, so the NanoPi M6 (--layout rockchip for another board)".into(),
             },
         };
-        out.event(Event::Layout {
-            name: chosen.layout.name.into(),
-            display_name: chosen.layout.display_name.into(),
-            reason: chosen.reason.clone(),
-        });
+        out.event(chosen.event());
         let options = FlashOptions {
             layout: &chosen.layout,
             mode: image.mode,

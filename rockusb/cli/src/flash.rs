@@ -273,11 +273,7 @@ pub fn flash(
         },
         None => layout::choose(board.soc, args.layout.map(LayoutName::from)),
     };
-    out.event(Event::Layout {
-        name: chosen.layout.name.into(),
-        display_name: chosen.layout.display_name.into(),
-        reason: chosen.reason.clone(),
-    });
+    out.event(chosen.event());
     let options = FlashOptions {
         layout: &chosen.layout,
         mode,
