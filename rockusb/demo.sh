@@ -6,6 +6,8 @@
 # With no board attached it runs against the virtual NanoPi M6 and its labelled stand-in
 # loader. For a real board in MaskROM, name a real loader:
 #   ROCKUSB_LOADER=rk3588_spl_loader_v1.16.113.bin rockusb/demo.sh
+# ROCKUSB_BIN runs a given binary (with a prefix such as qemu-aarch64-static) instead of
+# building one, as CI does with the static release binaries.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,15 +18,19 @@ for tool in sgdisk xz; do
     fi
 done
 
-cargo build --release -q -p rockusb-cli
-rockusb=$PWD/target/release/rockusb
+if [ -n "${ROCKUSB_BIN:-}" ]; then
+    read -r -a rockusb <<<"$ROCKUSB_BIN"
+else
+    cargo build --release -q -p rockusb-cli
+    rockusb=("${CARGO_TARGET_DIR:-$PWD/target}/release/rockusb")
+fi
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
-run() { say "rockusb $*"; "$rockusb" "$@"; }
+run() { say "rockusb $*"; "${rockusb[@]}" "$@"; }
 
 if [ -z "${ROCKUSB_VIRTUAL:-}" ] && [ -n "${ROCKUSB_LOADER:-}" ] \
-    && "$rockusb" --json list 2>/dev/null | grep -q '"port_path"'; then
+    && "${rockusb[@]}" --json list 2>/dev/null | grep -q '"port_path"'; then
     loader=$ROCKUSB_LOADER
     echo "using the attached board with $loader"
 else

@@ -4,6 +4,7 @@
 //! phandle lookups. Every read of the untrusted blob goes through checked helpers, so a
 //! truncated or hostile file gives an [`FdtError`] instead of a panic.
 
+use std::collections::HashMap;
 use thiserror::Error;
 
 const FDT_MAGIC: u32 = 0xd00d_feed;
@@ -137,6 +138,11 @@ fn split_string_list(bytes: &[u8]) -> Vec<String> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Fdt {
     nodes: Vec<Node>,
+    /// Node index by phandle (`phandle` or legacy `linux,phandle`), the first node that
+    /// holds the value winning. Built once at parse time: resolving a reference is then
+    /// a lookup, not a scan of every node (a 1 MiB DTB of 20,000 CPUs each naming an
+    /// OPP table made the gate visit 400 million nodes).
+    phandles: HashMap<u32, usize>,
 }
 
 /// Big-endian reads that fail instead of panicking when out of bounds.
@@ -304,7 +310,15 @@ impl Fdt {
         if nodes.is_empty() {
             return Err(FdtError::NoRoot);
         }
-        Ok(Fdt { nodes })
+        let mut phandles = HashMap::new();
+        for (index, node) in nodes.iter().enumerate() {
+            for name in ["phandle", "linux,phandle"] {
+                if let Some(phandle) = node.u32_cell(name) {
+                    phandles.entry(phandle).or_insert(index);
+                }
+            }
+        }
+        Ok(Fdt { nodes, phandles })
     }
 
     pub fn root(&self) -> &Node {
@@ -351,9 +365,7 @@ impl Fdt {
 
     /// The node whose `phandle` (or legacy `linux,phandle`) equals `phandle`.
     pub fn find_phandle(&self, phandle: u32) -> Option<usize> {
-        self.nodes.iter().position(|n| {
-            n.u32_cell("phandle") == Some(phandle) || n.u32_cell("linux,phandle") == Some(phandle)
-        })
+        self.phandles.get(&phandle).copied()
     }
 
     /// True when the node and every ancestor are enabled: the kernel does not probe a
@@ -441,6 +453,56 @@ mod tests {
         assert_eq!(fdt.node(child).unwrap().unit_address(), Some("1"));
         assert!(!fdt.is_enabled(child));
         assert!(fdt.is_enabled(0));
+    }
+
+    #[test]
+    fn phandles_resolve_to_the_first_node_holding_them() {
+        // root { a { linux,phandle = <5>; }; b { phandle = <5>; }; c { phandle = <7>; }; }
+        let strings = b"phandle\0linux,phandle\0".to_vec();
+        let mut structure = Vec::new();
+        let push = |s: &mut Vec<u8>, v: u32| s.extend_from_slice(&v.to_be_bytes());
+        push(&mut structure, FDT_BEGIN_NODE);
+        push(&mut structure, 0);
+        for (name, name_offset, phandle) in
+            [(b"a\0\0\0", 8, 5), (b"b\0\0\0", 0, 5), (b"c\0\0\0", 0, 7)]
+        {
+            push(&mut structure, FDT_BEGIN_NODE);
+            structure.extend_from_slice(name);
+            push(&mut structure, FDT_PROP);
+            push(&mut structure, 4);
+            push(&mut structure, name_offset);
+            push(&mut structure, phandle);
+            push(&mut structure, FDT_END_NODE);
+        }
+        push(&mut structure, FDT_END_NODE);
+        push(&mut structure, FDT_END);
+        let off_struct = 40u32 + 16;
+        let off_strings = off_struct + structure.len() as u32;
+        let total = off_strings + strings.len() as u32;
+        let mut blob = Vec::new();
+        for v in [
+            FDT_MAGIC,
+            total,
+            off_struct,
+            off_strings,
+            40,
+            17,
+            16,
+            0,
+            strings.len() as u32,
+            structure.len() as u32,
+        ] {
+            blob.extend_from_slice(&v.to_be_bytes());
+        }
+        blob.extend_from_slice(&[0u8; 16]);
+        blob.extend_from_slice(&structure);
+        blob.extend_from_slice(&strings);
+
+        let fdt = Fdt::parse(&blob).unwrap();
+        let named = |index: Option<usize>| index.map(|i| fdt.path_of(i));
+        assert_eq!(named(fdt.find_phandle(5)), Some("/a".to_owned()));
+        assert_eq!(named(fdt.find_phandle(7)), Some("/c".to_owned()));
+        assert_eq!(fdt.find_phandle(9), None);
     }
 
     #[test]

@@ -1,23 +1,15 @@
 #!/usr/bin/env bash
-# Runs each rockusb fuzz target for a bounded time (default 60 s each) and prints
-# libFuzzer's final statistics; fails if any target found a crash.
+# Runs this crate's fuzz targets through fuzz/run-all.sh, which seeds the corpora outside
+# the work tree, runs one fuzzer at a time under nice and prints minutes, executions,
+# corpus entries and crashes per target.
 #
 #   rockusb/fuzz/run.sh [seconds-per-target]
 #
-# Needs cargo-fuzz (`cargo install cargo-fuzz`); RUSTC_BOOTSTRAP=1 lets the stable
-# toolchain accept the sanitizer flags.
+# Without an argument each target runs for its budget in fuzz/run-all.sh (FUZZ_SECONDS=n
+# also sets the time). Needs cargo-fuzz (`cargo install cargo-fuzz --locked`).
 set -euo pipefail
-seconds="${1:-60}"
-cd "$(dirname "$0")"
-export RUSTC_BOOTSTRAP=1
-for target in host_replies area_receiver device_commands xz_index; do
-    echo "=== $target: ${seconds}s"
-    mkdir -p "corpus/$target"
-    cargo fuzz run "$target" "corpus/$target" -- \
-        -max_total_time="$seconds" -max_len=65536 -print_final_stats=1 2>&1 \
-        | grep -E '^(#[0-9]+.*DONE|stat::number_of_executed_units|stat::peak_rss)|panicked|ERROR|SUMMARY' || true
-    if [ -n "$(ls -A "artifacts/$target" 2>/dev/null)" ]; then
-        echo "!!! $target found crashes in artifacts/$target"
-        exit 1
-    fi
-done
+if [ $# -gt 0 ]; then
+    export FUZZ_SECONDS="$1"
+fi
+exec "$(dirname "$0")/../../fuzz/run-all.sh" \
+    xz_index host_replies area_receiver device_commands

@@ -6,6 +6,7 @@ use crate::protocol::{
     MaskromUpload, Opcode, ProtocolError, SECTOR_SIZE, STATUS_BLOCK_LEN, Status, StorageKind,
     StorageMask,
 };
+use crate::protocol::{parity, transfer_size};
 use crate::transport::{Transport, TransportError};
 
 /// The largest sector count one READ_LBA/WRITE_LBA command can carry (u16 length field).
@@ -31,6 +32,12 @@ pub enum CommandError {
     Failed { op: &'static str },
     #[error("{op}: the loader reported a phase error (it disagrees about the data length)")]
     PhaseError { op: &'static str },
+    #[error(
+        "{op}: the loader re-read what it wrote and it differs from what was sent (write \
+         parity mismatch): the data was damaged on its way to the storage, or the storage \
+         did not keep it"
+    )]
+    ParityMismatch { op: &'static str },
     #[error("{op}: this loader does not support the command (it answered {answer:?})")]
     Unsupported { op: &'static str, answer: String },
     #[error("{op}: the data phase ended early: {got} of {expected} bytes")]
@@ -74,6 +81,7 @@ fn op_name(op: Opcode) -> &'static str {
         Opcode::ChangeStorage => "change storage",
         Opcode::ReadStorage => "read storage",
         Opcode::DeviceReset => "reset",
+        Opcode::SwitchUsb3 => "switch to USB 3",
         _ => "command",
     }
 }
@@ -119,6 +127,11 @@ impl<T: Transport> Client<T> {
     }
 
     fn finish(&mut self, op: &'static str, tag: u32) -> Result<(), CommandError> {
+        self.finish_status(op, tag).map(|_| ())
+    }
+
+    /// Reads and checks the status block; a good one is returned for its residue.
+    fn finish_status(&mut self, op: &'static str, tag: u32) -> Result<CommandStatus, CommandError> {
         let mut buf = [0u8; SMALL_REPLY_BUFFER];
         let n = self
             .transport
@@ -127,7 +140,7 @@ impl<T: Transport> Client<T> {
         let csw = CommandStatus::parse(&buf[..n], tag)
             .map_err(|source| CommandError::Protocol { op, source })?;
         match csw.status {
-            Status::Good => Ok(()),
+            Status::Good => Ok(csw),
             Status::Failed => Err(CommandError::Failed { op }),
             Status::PhaseError => Err(CommandError::PhaseError { op }),
         }
@@ -203,6 +216,38 @@ impl<T: Transport> Client<T> {
             DataDirection::In,
             0,
         ))
+    }
+
+    /// TEST_UNIT_READY asking for the loader's large transfer buffer (CDB[1] = 0xF7):
+    /// the transfer size in bytes the residue announces, or `None` when the loader
+    /// answers the usual way (docs/protocol.md §9.3).
+    pub fn negotiate_transfer_size(&mut self) -> Result<Option<u32>, CommandError> {
+        let tag = self.tag();
+        let cbw = CommandBlock::new(tag, Opcode::TestUnitReady, DataDirection::In, 0)
+            .with_subcode(transfer_size::TUR_SUBCODE_BIG_TRB);
+        let op = op_name(Opcode::TestUnitReady);
+        self.send_block(op, &cbw)?;
+        let csw = self.finish_status(op, tag)?;
+        Ok(transfer_size::from_residue(csw.residue_raw))
+    }
+
+    /// Asks the loader to re-enumerate at SuperSpeed (0xBB, docs/protocol.md §9.2). The
+    /// device may leave the bus before its status block arrives, which counts as success,
+    /// as for a reset.
+    pub fn switch_usb3(&mut self) -> Result<(), CommandError> {
+        let tag = self.tag();
+        match self.command_none(CommandBlock::new(
+            tag,
+            Opcode::SwitchUsb3,
+            DataDirection::Out,
+            0,
+        )) {
+            Err(CommandError::Transport {
+                source: TransportError::Disconnected | TransportError::Timeout,
+                ..
+            }) => Ok(()),
+            other => other,
+        }
     }
 
     pub fn flash_id(&mut self) -> Result<FlashId, CommandError> {
@@ -295,6 +340,31 @@ impl<T: Transport> Client<T> {
             .bulk_out(data)
             .map_err(|source| CommandError::Transport { op, source })?;
         self.finish(op, tag)
+    }
+
+    /// Writes `data` at `lba` in one command carrying its write parity, so the loader
+    /// re-reads the sectors from the medium and fails the command when they differ
+    /// (docs/protocol.md §9.1). Only for loaders whose capability has the parity bit,
+    /// and at most [`parity::MAX_PARITY_SECTORS`] sectors.
+    pub fn write_lba_parity(&mut self, lba: u32, data: &[u8]) -> Result<(), CommandError> {
+        let op = op_name(Opcode::WriteLba);
+        let sectors = sector_count(data.len());
+        debug_assert!(u32::from(sectors) <= parity::MAX_PARITY_SECTORS);
+        let tag = self.tag();
+        let cbw = CommandBlock::new(tag, Opcode::WriteLba, DataDirection::Out, data.len() as u32)
+            .with_address(lba)
+            .with_length(sectors)
+            .with_parity(parity::write_parity(data));
+        self.send_block(op, &cbw)?;
+        self.transport
+            .bulk_out(data)
+            .map_err(|source| CommandError::Transport { op, source })?;
+        match self.finish(op, tag) {
+            // Vendor U-Boot answers a parity mismatch with status 2
+            // (f_mass_storage.c:1639); the length is right, so that is what 2 means here.
+            Err(CommandError::PhaseError { op }) => Err(CommandError::ParityMismatch { op }),
+            other => other,
+        }
     }
 
     /// Erases `count` sectors from `lba` in one command.

@@ -15,16 +15,22 @@
 //! 3. the peak RSS of each `rockusb flash` process (target < 100 MiB);
 //! 4. bytes written by the sparse flash, which skips zeros only in the file systems'
 //!    free space, against skipping every zero block (what the planner alone would do,
-//!    and what corrupts a used board).
+//!    and what corrupts a used board);
+//! 5. the sparse flash of the decoded image verified three ways (`--verify readback`, `device`, `none`) on the
+//!    USB 2.0 model (the rkbin usbplug personality: write parity, no USB 3) and on the USB 3
+//!    model (the U-Boot-built usbplug, switched to SuperSpeed: 60 MB/s, 2 ms per command),
+//!    each against the unverified bound, bytes written ÷ link rate (target for
+//!    device-verified: ≤ 1.10), and USB 3 against USB 2.
 //!
 //! Set ROCKUSB_BENCH_DIR to keep the image between runs (it is rebuilt when missing),
-//! ROCKUSB_BENCH_ONLY=sparse to leave out the (long) `--full` flash.
+//! ROCKUSB_BENCH_ONLY=sparse to leave out the (long) `--full` flash, ROCKUSB_BENCH_ONLY=verify
+//! to run only part 5.
 
 use rockusb::ops::flash::pipeline::{self, PlanHashConfig, ToWriter};
 use rockusb::source::ImageSource;
 use rockusb_images::NANOPI_M6;
 use rockusb_images::plan::{PlanConfig, Planner};
-use rockusb_virtual::{BoardConfig, LinkModel, VirtualBoard};
+use rockusb_virtual::{BoardConfig, LinkModel, Personality, VirtualBoard};
 use std::io::Read;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
@@ -74,6 +80,13 @@ fn main() {
     );
     if let Some(n) = non_zero {
         println!("non-zero data: {}", mb(n));
+    }
+
+    let only = std::env::var("ROCKUSB_BENCH_ONLY").unwrap_or_default();
+    if only == "verify" {
+        verify_modes(&xz, &dir);
+        drop(temp);
+        return;
     }
 
     // 1. Decode + zero scan + hashing against xz -dc -T0.
@@ -246,7 +259,136 @@ fn main() {
         }
         let _ = std::fs::remove_dir_all(&board_root);
     }
+    verify_modes(&xz, &dir);
     drop(temp);
+}
+
+/// A fresh virtual board in RAM where possible (see the note in `main`), booted with the
+/// stand-in loader, its link model on.
+fn fresh_board(dir: &Path, personality: Personality) -> PathBuf {
+    let shm = Path::new("/dev/shm");
+    let board_root = if shm.is_dir() {
+        shm.join(format!("rockusb-bench-{}", std::process::id()))
+    } else {
+        dir.join("boards")
+    };
+    let _ = std::fs::remove_dir_all(&board_root);
+    let mut board = VirtualBoard::open_or_create(&board_root.join("m6"), || BoardConfig {
+        emmc_bytes: 4096 * MIB,
+        personality,
+        ..BoardConfig::nanopi_m6(1)
+    })
+    .unwrap();
+    board.set_link(Some(LinkModel::default())).unwrap();
+    drop(board);
+    let loader = board_root.join("standin.bin");
+    let soc = rockusb_loaders::soc::by_name("RK3588").unwrap();
+    std::fs::write(&loader, rockusb_loaders::standin::build(soc)).unwrap();
+    let out = rockusb(&board_root, &["boot", loader.to_str().unwrap()]).0;
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    board_root
+}
+
+/// Part 5 of the benchmark: the same sparse flash verified by reading back, on the device,
+/// and not at all, on the USB 2.0 and the USB 3 link models.
+///
+/// It flashes the decoded `.raw` (kept beside the `.raw.xz`): part 2 already measures the
+/// `.raw.xz` against the link, and on a machine with two busy cores the xz decoder, not the
+/// link, would set the pace, hiding the differences this part is about.
+fn verify_modes(xz: &Path, dir: &Path) {
+    let raw = xz.with_extension("");
+    if !raw.exists() {
+        run(Command::new("xz").args(["-dk", "-T0"]).arg(xz));
+    }
+    let image = raw.to_str().unwrap();
+    let usb2 = LinkModel::default();
+    let usb3 = LinkModel::usb3();
+    println!(
+        "verification, sparse flash: USB 2.0 model {:.0} MB/s + {:.1} ms per command (rkbin \
+         usbplug personality); USB 3 model {:.0} MB/s + {:.1} ms per command (U-Boot-built \
+         usbplug, switched to SuperSpeed); parity re-read on the board at {:.0} MB/s",
+        usb2.bytes_per_second / 1e6,
+        usb2.command_overhead * 1e3,
+        usb3.bytes_per_second / 1e6,
+        usb3.command_overhead * 1e3,
+        rockusb_virtual::link::MEDIUM_READ_BYTES_PER_SECOND / 1e6
+    );
+    let mut times = Vec::new();
+    for (link_name, link, personality) in [
+        ("USB 2.0", usb2, Personality::Usbplug),
+        ("USB 3", usb3, Personality::UbootUsbplug),
+    ] {
+        for verify in ["readback", "device", "none"] {
+            let board_root = fresh_board(dir, personality);
+            let t = Instant::now();
+            let (out, _) = rockusb(&board_root, &["--json", "flash", image, "--verify", verify]);
+            let wall = t.elapsed().as_secs_f64();
+            assert!(
+                out.status.success(),
+                "{}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            let result = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+                .find(|v| v["event"] == "result")
+                .unwrap()["result"]
+                .clone();
+            let written = result["bytes_written"].as_u64().unwrap();
+            let read_back = match result["verify"]["verify"].as_str() {
+                Some("verified") => result["verify"]["bytes"].as_u64().unwrap(),
+                _ => 0,
+            };
+            let unverified_bound = written as f64 / link.bytes_per_second;
+            let own_bound = (written + read_back) as f64 / link.bytes_per_second;
+            println!(
+                "  {link_name:7} --verify {verify:8} {wall:6.2} s at {} ({} commands of up to {} \
+                 sectors): {:.3} x its own bound {:.2} s, {:.3} x the unverified bound {:.2} s{}",
+                result["usb_speed"].as_str().unwrap_or("?"),
+                result["commands"],
+                result["command_sectors"],
+                wall / own_bound,
+                own_bound,
+                wall / unverified_bound,
+                unverified_bound,
+                if verify == "device" {
+                    " (target <= 1.10)"
+                } else {
+                    ""
+                }
+            );
+            if verify == "device" {
+                let checked = result["verify"]["bytes"].as_u64().unwrap_or(0);
+                let reread = checked as f64 / rockusb_virtual::link::MEDIUM_READ_BYTES_PER_SECOND;
+                println!(
+                    "    of which the board re-reading {} for parity: {reread:.2} s (modelled); \
+                     without it {:.3} x the unverified bound",
+                    mb(checked),
+                    (wall - reread) / unverified_bound
+                );
+            }
+            times.push((link_name, verify, wall));
+            let _ = std::fs::remove_dir_all(&board_root);
+        }
+    }
+    for verify in ["readback", "device", "none"] {
+        let of = |link| {
+            times
+                .iter()
+                .find(|(l, v, _)| *l == link && *v == verify)
+                .map_or(f64::NAN, |t| t.2)
+        };
+        println!(
+            "  --verify {verify:8} USB 3 {:6.2} s vs USB 2.0 {:6.2} s: {:.2} x faster",
+            of("USB 3"),
+            of("USB 2.0"),
+            of("USB 2.0") / of("USB 3")
+        );
+    }
 }
 
 fn mb(bytes: u64) -> String {

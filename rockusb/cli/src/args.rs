@@ -73,6 +73,8 @@ pub enum Command {
     /// Write a disk image (e.g. a Talos .raw.xz) onto the board's storage: streamed,
     /// zero runs skipped where safe, verified by reading back.
     Flash(flash::FlashArgs),
+    /// List local disks that `flash --to` can write: size, model, removable, mounted.
+    Disks,
     /// A provisioning station: flash every board that shows up (in parallel), verify, and
     /// reset it; the next board on a freed port is taken in turn.
     Fleet(fleet::FleetArgs),

@@ -35,6 +35,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man { output } => crate::man_completions::man(output.as_deref(), &out),
         Command::Image(cmd) => crate::adapt::run(cmd, &mut out),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
+        // A local disk needs no board.
+        Command::Flash(args) if args.to.is_some() => {
+            crate::flash::flash(None, cli.device.as_deref(), args, &mut out)
+        }
+        Command::Disks => crate::disks::list(&out),
         // An image file needs no board.
         Command::Gpt(args) if args.image.is_some() => {
             crate::flash::gpt(None, cli.device.as_deref(), args, &mut out)
@@ -42,7 +47,7 @@ pub fn run(cli: Cli) -> Result<()> {
         command => {
             let bus = select::bus(cli.virtual_boards.as_deref())?;
             match command {
-                Command::List => list(&bus, &out),
+                Command::List => list(&bus, &mut out),
                 Command::Wait {
                     mode,
                     count,
@@ -64,7 +69,7 @@ pub fn run(cli: Cli) -> Result<()> {
                     &mut out,
                 ),
                 Command::Flash(args) => {
-                    crate::flash::flash(&bus, cli.device.as_deref(), args, &mut out)
+                    crate::flash::flash(Some(&bus), cli.device.as_deref(), args, &mut out)
                 }
                 Command::Fleet(args) => crate::fleet::run(&bus, args, cli.json),
                 Command::Backup(args) => {
@@ -79,8 +84,11 @@ pub fn run(cli: Cli) -> Result<()> {
     }
 }
 
-fn list(bus: &Bus, out: &Output) -> Result<()> {
+fn list(bus: &Bus, out: &mut Output) -> Result<()> {
     let boards = bus.scan()?;
+    if let Some(why) = bus.unavailable() {
+        out.warn(&why);
+    }
     out.result(&boards, || {
         if boards.is_empty() {
             "no Rockchip boards found (see `rockusb boot --help`; without hardware add \
@@ -361,8 +369,12 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
     let flash_info = client.flash_info().ok();
     let capability = client.capability().ok();
     let storage = client.storage().ok().and_then(|m| m.current());
+    // After the storage, as vendor U-Boot's answer depends on it.
+    let transfer_size = client.negotiate_transfer_size().ok().flatten();
     let value = json!({
         "port_path": board.port_path,
+        "usb_speed": board.speed,
+        "transfer_size": transfer_size,
         "chip": chip.chip_name(),
         "chip_info": chip.hex(),
         "flash_id": flash_id.as_text(),
@@ -374,6 +386,7 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
     out.result(&value, || {
         let mut lines = vec![
             format!("board:      {}", board.port_path),
+            format!("usb:        {}", board.speed),
             format!("chip:       {} ({})", chip.chip_name(), chip.hex()),
             format!("flash id:   {}", flash_id.as_text()),
         ];
@@ -395,6 +408,16 @@ fn info(board: &BoardInfo, client: &mut Client<Box<dyn Transport>>, out: &Output
         lines.push(format!(
             "storage:    {}",
             storage.map_or("not reported by this loader".to_string(), |s| s.to_string())
+        ));
+        lines.push(format!(
+            "transfer:   {}",
+            transfer_size.map_or(
+                "not announced (TEST_UNIT_READY 0xF7 answers no size)".to_string(),
+                |b| format!(
+                    "{} KiB per command (announced by TEST_UNIT_READY 0xF7)",
+                    b >> 10
+                )
+            )
         ));
         lines.join("\n")
     });

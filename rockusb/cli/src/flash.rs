@@ -9,13 +9,17 @@ use crate::values::{BoardArg, LayoutArg, StorageArg};
 use anyhow::{Context, Result, bail};
 use clap::Args;
 use rockusb::client::Client;
+use rockusb::discovery::UsbSpeed;
 use rockusb::discovery::{BoardInfo, BoardMode, Bus};
 use rockusb::ops::boot::{self, BootPlan};
 use rockusb::ops::flash::backup::{self as backup_op, BackupFormat};
 use rockusb::ops::flash::inspect;
 use rockusb::ops::flash::layout::{self, LayoutChoice, LayoutName};
-use rockusb::ops::flash::{self as flash_op, FlashMode, FlashOptions, VerifyOutcome};
+use rockusb::ops::flash::{
+    self as flash_op, FlashMode, FlashOptions, FlashReport, VerifyMode, VerifyOutcome,
+};
 use rockusb::ops::sector_io::SectorIo;
+use rockusb::ops::usb3::{self, SwitchOutcome};
 use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
@@ -47,9 +51,20 @@ pub struct FlashArgs {
     /// range's checksum.
     #[arg(long, value_name = "FILE")]
     pub bmap: Option<PathBuf>,
-    /// Do not read back and compare what was written.
-    #[arg(long)]
+    /// How to check what was written. readback (the default): read every written range
+    /// back over USB and compare digests. device: send each write with its parity; the
+    /// loader re-reads it from the storage and fails the write on a mismatch, so nothing
+    /// crosses the link twice (writes go in commands of at most 2048 sectors); on a loader
+    /// without write parity this falls back to readback, with a warning. none: no check.
+    /// readback stays the default until write parity is confirmed on real boards.
+    #[arg(long, value_enum, value_name = "HOW", default_value_t = VerifyArg::Readback)]
+    pub verify: VerifyArg,
+    /// The same as --verify none.
+    #[arg(long, conflicts_with = "verify")]
     pub no_verify: bool,
+    /// Stay at USB 2.0 high speed: do not ask a loader that can switch to USB 3 to do so.
+    #[arg(long)]
+    pub usb2: bool,
     /// Decode the whole image before the first write, so a damaged download is refused
     /// before the board is touched. By default this is done only where it is cheap: when
     /// it is estimated to add at most a tenth to the flash (a dense image; a mostly empty
@@ -82,6 +97,42 @@ pub struct FlashArgs {
     /// U-Boot; halved automatically if the loader refuses a size).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(128..=65535))]
     pub command_sectors: Option<u32>,
+    /// Write a local disk or a file instead of a board: an SD card in a reader (/dev/sdb,
+    /// /dev/mmcblk0), a USB disk, a loop device, or an image file (created when missing).
+    /// Refused when anything on the disk is mounted, when it holds the running system,
+    /// and, without --force, when it is not removable; `rockusb disks` lists candidates.
+    #[arg(
+        long,
+        value_name = "DEVICE",
+        conflicts_with_all = ["loader", "storage", "command_sectors", "resume"]
+    )]
+    pub to: Option<PathBuf>,
+    /// With --to: also write a disk that is not removable (never a mounted one, nor the
+    /// one holding the running system).
+    #[arg(long, requires = "to")]
+    pub force: bool,
+}
+
+/// `--verify`: how a flash checks what it wrote.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum VerifyArg {
+    /// Read back over USB and compare digests.
+    Readback,
+    /// The loader re-reads each write against its write parity.
+    Device,
+    /// No check.
+    None,
+}
+
+impl FlashArgs {
+    /// The verification asked for, `--no-verify` included.
+    pub fn verify_mode(&self) -> VerifyMode {
+        match (self.no_verify, self.verify) {
+            (true, _) | (false, VerifyArg::None) => VerifyMode::None,
+            (false, VerifyArg::Readback) => VerifyMode::Readback,
+            (false, VerifyArg::Device) => VerifyMode::Device,
+        }
+    }
 }
 
 #[derive(Debug, Args)]
@@ -148,14 +199,20 @@ fn open(bus: &Bus, board: &BoardInfo) -> Result<Client<Box<dyn Transport>>> {
     )))
 }
 
-pub fn flash(bus: &Bus, device: Option<&str>, args: FlashArgs, out: &mut Output) -> Result<()> {
+/// `bus` is `None` with `--to` (a local disk needs no USB).
+pub fn flash(
+    bus: Option<&Bus>,
+    device: Option<&str>,
+    args: FlashArgs,
+    out: &mut Output,
+) -> Result<()> {
     flash_shared(bus, device, args, out, None)
 }
 
 /// [`flash`], taking the decoded image from `shared` (a fleet's one decoder) when it
 /// serves this image and the image is not adapted on the way.
 pub fn flash_shared(
-    bus: &Bus,
+    bus: Option<&Bus>,
     device: Option<&str>,
     args: FlashArgs,
     out: &mut Output,
@@ -195,8 +252,25 @@ pub fn flash_shared(
         None if args.full => FlashMode::Full,
         None => FlashMode::Sparse,
     };
+    if args.to.is_some() {
+        let image = crate::disks::Image {
+            source,
+            mode,
+            check,
+            adapted_for,
+        };
+        return crate::disks::flash(&args, device, image, out);
+    }
+    let Some(bus) = bus else {
+        bail!("flashing a board needs USB access")
+    };
     let board = loader_board(bus, device, args.loader.as_deref(), out)?;
-    let mut client = open(bus, &board)?;
+    let client = open(bus, &board)?;
+    let usb3::Connected {
+        board,
+        mut client,
+        outcome: switch,
+    } = usb3::switch_if_offered(bus, board, client, !args.usb2, out)?;
     let target = flash_op::prepare(&mut client, storage)?;
     let resumable = image_identity
         .map(|image| journal::start(image, &board, &target, args.resume, out))
@@ -215,61 +289,89 @@ pub fn flash_shared(
         },
         None => layout::choose(board.soc, args.layout.map(LayoutName::from)),
     };
-    out.event(Event::Layout {
-        name: chosen.layout.name.into(),
-        display_name: chosen.layout.display_name.into(),
-        reason: chosen.reason.clone(),
-    });
+    out.event(chosen.event());
     let options = FlashOptions {
         layout: &chosen.layout,
         mode,
-        verify: !args.no_verify,
+        verify: args.verify_mode(),
         command_sectors: args.command_sectors,
         resumable,
     };
     let report = flash_op::flash(&mut client, &target, source, options, out)?;
-    out.result(&report, || {
-        let mut text = format!(
-            "flashed {} ({}) onto the {}: wrote {}, skipped {} of zeros",
-            report.image,
-            human_bytes(report.image_len),
-            report.storage,
-            human_bytes(report.bytes_written),
-            human_bytes(report.bytes_skipped),
-        );
-        if let Some((_, len)) = report.wiped {
-            text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
-        }
-        text += &match &report.verify {
-            VerifyOutcome::Verified { bytes } => format!(
-                "; verified {} by reading back ({} of it while waiting for the image)",
-                human_bytes(*bytes),
-                human_bytes(report.verified_during_write)
-            ),
-            VerifyOutcome::Skipped => "; not verified (--no-verify)".into(),
-            VerifyOutcome::ReadWall { .. } => {
-                "; verified below 32 MiB only (see the warning)".into()
-            }
-        };
-        if let Some(from) = report.resumed_from {
-            text += &format!(
-                "\n  resumed an interrupted flash that had reached image byte {from}: {} of it \
-                 read back as written and was kept",
-                human_bytes(report.kept_bytes)
-            );
-        }
-        if report.reattached > 0 {
-            text += &format!(
-                "\n  the board dropped off the bus {} time(s) and was found again on its port",
-                report.reattached
-            );
-        }
-        for p in &report.partitions {
-            text += &partition_line(p);
-        }
-        text
+    let record = FlashSummary {
+        report: &report,
+        usb_speed: board.speed,
+        usb3_switch: switch,
+    };
+    out.result(&record, || {
+        summary(
+            &report,
+            &format!("the {}", report.storage),
+            Some(board.speed),
+        )
     });
     Ok(())
+}
+
+/// The flash's result as printed: the library's report and how the board was connected.
+#[derive(serde::Serialize)]
+struct FlashSummary<'a> {
+    #[serde(flatten)]
+    report: &'a FlashReport,
+    usb_speed: UsbSpeed,
+    usb3_switch: SwitchOutcome,
+}
+
+/// The text result of a flash onto `onto` ("the emmc", "/dev/sdb").
+pub(crate) fn summary(
+    report: &flash_op::FlashReport,
+    onto: &str,
+    speed: Option<UsbSpeed>,
+) -> String {
+    let mut text = format!(
+        "flashed {} ({}) onto {onto}: wrote {}, skipped {} of zeros",
+        report.image,
+        human_bytes(report.image_len),
+        human_bytes(report.bytes_written),
+        human_bytes(report.bytes_skipped),
+    );
+    if let Some((_, len)) = report.wiped {
+        text += &format!(", wiped the old backup GPT ({})", human_bytes(len));
+    }
+    text += &match &report.verify {
+        VerifyOutcome::Verified { bytes } => format!(
+            "; verified {} by reading back ({} of it while waiting for the image)",
+            human_bytes(*bytes),
+            human_bytes(report.verified_during_write)
+        ),
+        VerifyOutcome::Device { bytes } => format!(
+            "; verified {} on the device (the loader re-read every write from the storage \
+             and checked its parity)",
+            human_bytes(*bytes)
+        ),
+        VerifyOutcome::Skipped => "; not verified (--verify none)".into(),
+        VerifyOutcome::ReadWall { .. } => "; verified below 32 MiB only (see the warning)".into(),
+    };
+    if let Some(speed) = speed {
+        text += &format!("; the board ran at {speed}");
+    }
+    if let Some(from) = report.resumed_from {
+        text += &format!(
+            "\n  resumed an interrupted flash that had reached image byte {from}: {} of it \
+             read back as written and was kept",
+            human_bytes(report.kept_bytes)
+        );
+    }
+    if report.reattached > 0 {
+        text += &format!(
+            "\n  the board dropped off the bus {} time(s) and was found again on its port",
+            report.reattached
+        );
+    }
+    for p in &report.partitions {
+        text += &partition_line(p);
+    }
+    text
 }
 
 /// Starts decoding the whole image in the background, unless asked not to or impossible.
@@ -338,7 +440,7 @@ pub fn backup(bus: &Bus, device: Option<&str>, args: BackupArgs, out: &mut Outpu
     let target = flash_op::prepare(&mut client, storage)?;
     let file = std::fs::File::create(&args.output)
         .with_context(|| format!("cannot create {}", args.output.display()))?;
-    let sectors = target.loader.default_command_sectors();
+    let sectors = target.command_sectors();
     let mut io = SectorIo::new(&mut client, sectors);
     let result = backup_op::backup(
         &mut io,

@@ -8,6 +8,7 @@ mod adapt;
 mod args;
 mod commands;
 mod console;
+mod disks;
 mod flash;
 mod fleet;
 mod journal;

@@ -34,8 +34,15 @@ pub fn describe(board: &BoardInfo) -> String {
         .map(|e| format!("  ({e})"))
         .unwrap_or_default();
     format!(
-        "{}  {:04x}:{:04x}  {}  {}{}{}",
-        board.port_path, board.vid, board.pid, soc, board.mode, name, problem
+        "{}  {:04x}:{:04x}  {}  {}  {}{}{}",
+        board.port_path,
+        board.vid,
+        board.pid,
+        soc,
+        board.mode,
+        board.speed.short(),
+        name,
+        problem
     )
 }
 

@@ -12,8 +12,8 @@
 //!   sets both. It is stored in each board's config.json, as the board's own setting. Unset:
 //!   the boards keep what their config says (off unless set).
 //! - `ROCKUSB_SHIM_PERSONALITY`: what answers after a usbplug upload on boards the shim
-//!   creates (`usbplug`, the default, or `mainline-uboot`). A board that exists keeps the
-//!   personality in its config.json.
+//!   creates (`usbplug`, the default, `uboot-usbplug` or `mainline-uboot`). A board that
+//!   exists keeps the personality in its config.json.
 //! - `ROCKUSB_SHIM_TRACE`: a file to append a line to for each libusb call that matters
 //!   (init, enumeration, open, errors), for tests and debugging.
 //!

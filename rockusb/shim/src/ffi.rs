@@ -18,8 +18,10 @@ pub const LIBUSB_ERROR_NO_MEM: c_int = -11;
 pub const LIBUSB_ERROR_NOT_SUPPORTED: c_int = -12;
 pub const LIBUSB_ERROR_OTHER: c_int = -99;
 
-/// `enum libusb_speed`: the boards are high-speed devices (USB 2.0, docs/protocol.md §6.3).
+/// `enum libusb_speed`: boards are high-speed devices (USB 2.0, docs/protocol.md §6.3) until a
+/// loader switches to SuperSpeed (§9.2).
 pub const LIBUSB_SPEED_HIGH: c_int = 3;
+pub const LIBUSB_SPEED_SUPER: c_int = 4;
 
 /// The name libusb gives an error code (`libusb_error_name`).
 pub fn error_name(code: c_int) -> &'static str {

@@ -41,6 +41,51 @@ impl std::fmt::Display for BoardMode {
     }
 }
 
+/// The speed a board runs at on its bus, as the host's USB stack reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum UsbSpeed {
+    Unknown,
+    Low,
+    Full,
+    /// USB 2.0 high speed (480 Mb/s): MaskROM and most loaders.
+    High,
+    /// USB 3 SuperSpeed (5 Gb/s): a loader after the USB 3 switch (docs/protocol.md §9.2).
+    Super,
+    SuperPlus,
+}
+
+impl UsbSpeed {
+    pub fn is_superspeed(self) -> bool {
+        self >= UsbSpeed::Super
+    }
+
+    /// One word for board lists: `high-speed`, `superspeed`, …
+    pub fn short(self) -> &'static str {
+        match self {
+            UsbSpeed::Unknown => "unknown-speed",
+            UsbSpeed::Low => "low-speed",
+            UsbSpeed::Full => "full-speed",
+            UsbSpeed::High => "high-speed",
+            UsbSpeed::Super => "superspeed",
+            UsbSpeed::SuperPlus => "superspeed+",
+        }
+    }
+}
+
+impl std::fmt::Display for UsbSpeed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            UsbSpeed::Unknown => "unknown speed",
+            UsbSpeed::Low => "low speed",
+            UsbSpeed::Full => "full speed",
+            UsbSpeed::High => "high speed (USB 2.0)",
+            UsbSpeed::Super => "SuperSpeed (USB 3)",
+            UsbSpeed::SuperPlus => "SuperSpeed+ (USB 3)",
+        })
+    }
+}
+
 /// One board as found on a bus.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct BoardInfo {
@@ -50,6 +95,7 @@ pub struct BoardInfo {
     pub vid: u16,
     pub pid: u16,
     pub bcd_usb: u16,
+    pub speed: UsbSpeed,
     /// The SoC the PID belongs to, from the SoC table.
     pub soc: Option<&'static str>,
     pub mode: BoardMode,
@@ -70,6 +116,7 @@ pub struct Attachment {
     pub vid: u16,
     pub pid: u16,
     pub bcd_usb: u16,
+    pub speed: UsbSpeed,
 }
 
 impl BoardInfo {
@@ -88,6 +135,7 @@ impl BoardInfo {
             vid: at.vid,
             pid: at.pid,
             bcd_usb: at.bcd_usb,
+            speed: at.speed,
             mode,
             probe_error,
             virtual_name,
@@ -153,6 +201,11 @@ pub trait BoardLister: Send + Sync {
             .collect())
     }
 
+    /// Why the bus cannot show boards at all, when it cannot (libusb did not start).
+    fn unavailable(&self) -> Option<String> {
+        None
+    }
+
     /// Opens the board at `port_path`.
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError>;
 
@@ -162,6 +215,13 @@ pub trait BoardLister: Send + Sync {
     fn watch(&self, notify: Notify) -> bool {
         let _ = notify;
         false
+    }
+
+    /// Whether the host port at `port_path` can carry SuperSpeed: `Some(false)` when it
+    /// is known not to (the USB 3 switch is then not tried), `None` when the bus cannot
+    /// tell.
+    fn superspeed_port(&self, _port_path: &str) -> Option<bool> {
+        None
     }
 }
 
@@ -233,6 +293,11 @@ impl Bus {
         self.0.accepts_standin_loader()
     }
 
+    /// See [`BoardLister::unavailable`].
+    pub fn unavailable(&self) -> Option<String> {
+        self.0.unavailable()
+    }
+
     /// Every Rockchip board on the bus, with its probed mode, in port-path order.
     pub fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError> {
         let mut boards = self.0.scan()?;
@@ -265,6 +330,11 @@ impl Bus {
     /// See [`BoardLister::watch`].
     pub fn watch(&self, notify: Notify) -> bool {
         self.0.watch(notify)
+    }
+
+    /// See [`BoardLister::superspeed_port`].
+    pub fn superspeed_port(&self, port_path: &str) -> Option<bool> {
+        self.0.superspeed_port(port_path)
     }
 
     /// Opens the board at `port_path` as a transport that finds it again on the same

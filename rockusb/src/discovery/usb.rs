@@ -1,27 +1,52 @@
 //! The real USB bus, through libusb.
 
-use super::{Attachment, BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError};
+use super::{Attachment, BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError, UsbSpeed};
 use super::{ROCKCHIP_VID, probe_mode};
 use crate::transport::usb::{self as usb_transport, UsbTransport};
 use crate::transport::{Transport, TransportError};
 use rusb::UsbContext;
 
 pub(super) struct UsbLister {
-    context: rusb::Context,
+    /// `None` on a machine without USB devices, where libusb cannot start.
+    context: Option<rusb::Context>,
+    /// Why libusb did not start, when it did not.
+    startup_error: Option<String>,
 }
 
 impl UsbLister {
     pub(super) fn new() -> Result<Self, DiscoveryError> {
-        let context =
-            rusb::Context::new().map_err(|e| DiscoveryError::Usb(TransportError::from(e)))?;
-        Ok(UsbLister { context })
+        match rusb::Context::new() {
+            Ok(context) => Ok(UsbLister {
+                context: Some(context),
+                startup_error: None,
+            }),
+            // A libusb built without udev (the static build's) fails to start where there
+            // is no /dev/bus/usb at all (a container, a VM without USB): no boards there.
+            Err(e) if no_usb_devices() => Ok(UsbLister {
+                context: None,
+                startup_error: Some(format!(
+                    "libusb could not start ({e}) and this machine shows no USB devices \
+                     (/dev/bus/usb is missing; in a container, pass the USB bus through)"
+                )),
+            }),
+            Err(e) => Err(DiscoveryError::Usb(TransportError::from(e))),
+        }
     }
 
-    fn devices(&self) -> Result<rusb::DeviceList<rusb::Context>, DiscoveryError> {
-        self.context
+    fn devices(&self) -> Result<Vec<rusb::Device<rusb::Context>>, DiscoveryError> {
+        let Some(context) = &self.context else {
+            return Ok(Vec::new());
+        };
+        context
             .devices()
+            .map(|list| list.iter().collect())
             .map_err(|e| DiscoveryError::Usb(TransportError::from(e)))
     }
+}
+
+/// True on Linux when the kernel shows no USB device nodes at all.
+fn no_usb_devices() -> bool {
+    cfg!(target_os = "linux") && !std::path::Path::new("/dev/bus/usb").exists()
 }
 
 impl BoardLister for UsbLister {
@@ -35,13 +60,17 @@ impl BoardLister for UsbLister {
         false
     }
 
+    fn unavailable(&self) -> Option<String> {
+        self.startup_error.clone()
+    }
+
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError> {
         self.scan_where(&|_| true)
     }
 
     fn scan_where(&self, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<BoardInfo>, DiscoveryError> {
         let mut boards = Vec::new();
-        for device in self.devices()?.iter() {
+        for device in self.devices()? {
             if !is_rockusb(&device) || !wanted(&usb_transport::port_path(&device)) {
                 continue;
             }
@@ -63,6 +92,7 @@ impl BoardLister for UsbLister {
                 vid: desc.vendor_id(),
                 pid: desc.product_id(),
                 bcd_usb,
+                speed: speed_of(&device),
             };
             boards.push(BoardInfo::new(at, probe, None));
         }
@@ -75,7 +105,9 @@ impl BoardLister for UsbLister {
         if !rusb::has_hotplug() {
             return false;
         }
-        let context = self.context.clone();
+        let Some(context) = self.context.clone() else {
+            return false;
+        };
         let (registered, result) = std::sync::mpsc::channel();
         let spawned = std::thread::Builder::new()
             .name("usb-hotplug".into())
@@ -102,10 +134,24 @@ impl BoardLister for UsbLister {
         spawned.is_ok() && result.recv().unwrap_or(false)
     }
 
+    /// libusb reports the speed of the hub a device hangs from: a SuperSpeed hub says yes.
+    /// A high-speed parent says nothing, because an xHCI controller shows each USB 3 port
+    /// twice, as a high-speed port on one root hub and a SuperSpeed port on another, and a
+    /// board at high speed hangs from the first: so the switch is tried, and the board
+    /// comes back at high speed where the port or cable cannot do better.
+    fn superspeed_port(&self, port_path: &str) -> Option<bool> {
+        let devices = self.devices().ok()?;
+        let device = devices
+            .iter()
+            .find(|d| usb_transport::port_path(d) == port_path)?;
+        let parent = device.get_parent()?;
+        speed_of(&parent).is_superspeed().then_some(true)
+    }
+
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
         let device = self
             .devices()?
-            .iter()
+            .into_iter()
             .filter(is_rockusb)
             .find(|d| usb_transport::port_path(d) == port_path)
             .ok_or_else(|| DiscoveryError::Gone(port_path.into()))?;
@@ -114,6 +160,17 @@ impl BoardLister for UsbLister {
             source,
         })?;
         Ok(Box::new(transport))
+    }
+}
+
+fn speed_of<T: UsbContext>(device: &rusb::Device<T>) -> UsbSpeed {
+    match device.speed() {
+        rusb::Speed::Low => UsbSpeed::Low,
+        rusb::Speed::Full => UsbSpeed::Full,
+        rusb::Speed::High => UsbSpeed::High,
+        rusb::Speed::Super => UsbSpeed::Super,
+        rusb::Speed::SuperPlus => UsbSpeed::SuperPlus,
+        _ => UsbSpeed::Unknown,
     }
 }
 

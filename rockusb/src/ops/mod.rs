@@ -6,7 +6,9 @@ pub mod adapt;
 pub mod boot;
 pub mod flash;
 pub mod sector_io;
+pub mod sectors;
 pub mod storage_io;
+pub mod usb3;
 
 use serde::Serialize;
 

@@ -10,25 +10,58 @@
 //! bytes are sent in commands of half the size, down to 64 KiB, the size rkdeveloptool
 //! always uses. The smaller size then sticks for the rest of the job.
 //!
+//! With write parity on ([`SectorIo::set_write_parity`]), each write carries its checksum
+//! and the loader re-reads it from the medium (docs/protocol.md §9.1): commands are held
+//! to [`MAX_PARITY_SECTORS`], and a mismatch is sent again like any failed command, but
+//! never at a smaller size (a smaller command cannot cure damaged data). A mismatch that
+//! persists fails the write with its sector.
+//!
 //! A board that drops off the bus mid-command (a hub or cable glitch) is looked for again
 //! on the same port ([`Transport::reattach`]) and the command sent again, a few times at
 //! most; one that comes back in MaskROM has lost its loader, and the job stops there.
 
 use crate::client::{Client, CommandError};
 use crate::protocol::SECTOR_SIZE;
+pub use crate::protocol::parity::MAX_PARITY_SECTORS;
 use crate::transport::{Transport, TransportError};
 use std::time::Duration;
 
 /// The smallest command tried: rkdeveloptool's 128 sectors, which every loader takes.
 pub const MIN_COMMAND_SECTORS: u32 = 128;
 
-/// A command the loader refused, after every fallback.
+/// A transfer that failed: a command the loader refused after every fallback, or a
+/// local disk's read or write ([`crate::local`]).
 #[derive(Debug, thiserror::Error)]
 #[error("at sector {lba} ({sectors} sectors): {error}")]
 pub struct IoFailure {
     pub lba: u64,
     pub sectors: u32,
-    pub error: CommandError,
+    pub error: IoCause,
+}
+
+/// Why a transfer failed.
+#[derive(Debug, thiserror::Error)]
+pub enum IoCause {
+    /// The loader refused the command, or the link failed.
+    #[error(transparent)]
+    Command(#[from] CommandError),
+    /// The kernel refused a local disk's read or write.
+    #[error("{path}: {source}")]
+    Local {
+        path: String,
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+impl IoCause {
+    /// The transport error behind this one, if any.
+    pub fn transport(&self) -> Option<&TransportError> {
+        match self {
+            IoCause::Command(e) => e.transport(),
+            IoCause::Local { .. } => None,
+        }
+    }
 }
 
 /// Sector-addressed I/O with the current command size.
@@ -41,6 +74,10 @@ pub struct SectorIo<'a, T: Transport> {
     pub commands: u64,
     /// Commands that failed and then went through when sent again.
     pub retried: u64,
+    /// Writes carry their parity and the loader checks them on the medium.
+    write_parity: bool,
+    /// Bytes the loader checked against their parity and accepted.
+    pub parity_checked_bytes: u64,
     /// Times the board dropped off the bus and was found again on its port.
     pub reattached: u32,
 }
@@ -74,8 +111,21 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             fallbacks: Vec::new(),
             commands: 0,
             retried: 0,
+            write_parity: false,
+            parity_checked_bytes: 0,
             reattached: 0,
         }
+    }
+
+    /// Sends every write with its parity, for a loader whose capability has the parity
+    /// bit; lowers the command size to what the loader can re-read.
+    pub fn set_write_parity(&mut self) {
+        self.write_parity = true;
+        self.command_sectors = self.command_sectors.min(MAX_PARITY_SECTORS);
+    }
+
+    pub fn write_parity(&self) -> bool {
+        self.write_parity
     }
 
     pub fn command_sectors(&self) -> u32 {
@@ -88,6 +138,13 @@ impl<'a, T: Transport> SectorIo<'a, T> {
 
     /// Writes `data` (whole sectors) at byte `offset`.
     pub fn write(&mut self, offset: u64, data: &[u8]) -> Result<(), IoFailure> {
+        if self.write_parity {
+            self.each_command(offset, data.len(), |client, lba, range| {
+                client.write_lba_parity(lba, &data[range])
+            })?;
+            self.parity_checked_bytes += data.len() as u64;
+            return Ok(());
+        }
         self.each_command(offset, data.len(), |client, lba, range| {
             client.write_lba(lba, &data[range])
         })
@@ -114,10 +171,10 @@ impl<'a, T: Transport> SectorIo<'a, T> {
             let n = (len - done).min(self.command_bytes());
             let lba = (offset + done as u64) / SECTOR_SIZE as u64;
             let sectors = (n / SECTOR_SIZE) as u32;
-            let failure = |error| IoFailure {
+            let failure = |error: CommandError| IoFailure {
                 lba,
                 sectors,
-                error,
+                error: error.into(),
             };
             let lba32 = u32::try_from(lba).map_err(|_| {
                 failure(CommandError::Failed {
@@ -133,6 +190,16 @@ impl<'a, T: Transport> SectorIo<'a, T> {
                     attempt = 0;
                     reattach_attempts = 0;
                     done += n;
+                }
+                // Damaged on the way or on the medium: worth sending again, but a smaller
+                // command would only spread the same damage over more commands.
+                Err(e @ CommandError::ParityMismatch { .. }) => {
+                    let _ = self.client.transport_mut().recover();
+                    let Some(pause) = RETRY_BACKOFF.get(attempt) else {
+                        return Err(failure(e));
+                    };
+                    std::thread::sleep(*pause);
+                    attempt += 1;
                 }
                 Err(CommandError::Transport {
                     source: TransportError::Disconnected,

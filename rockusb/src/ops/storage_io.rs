@@ -1,9 +1,9 @@
 //! Reading, writing and erasing a loader's current storage in large commands, with
 //! bounds checked against the storage's size before the first transfer.
 
-use super::sector_io::{IoFailure, SectorIo};
+use super::sector_io::{IoCause, IoFailure, SectorIo};
 use super::{Event, Observer, Phase};
-use crate::client::{Client, CommandError};
+use crate::client::Client;
 use crate::protocol::SECTOR_SIZE;
 use crate::transport::Transport;
 use std::io::{Read, Write};
@@ -34,7 +34,7 @@ pub enum StorageIoError {
     Command {
         lba: u64,
         #[source]
-        source: CommandError,
+        source: IoCause,
     },
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -172,7 +172,10 @@ pub fn erase<T: Transport>(
             let lba = first + done;
             client
                 .erase_lba(lba as u32, n as u16)
-                .map_err(|source| StorageIoError::Command { lba, source })?;
+                .map_err(|source| StorageIoError::Command {
+                    lba,
+                    source: source.into(),
+                })?;
             done += n;
             observer.event(Event::Progress {
                 phase: Phase::Erase,

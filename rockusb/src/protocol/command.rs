@@ -171,6 +171,24 @@ impl CommandBlock {
         self
     }
 
+    /// Puts a write-parity word at CDB[9..13] and declares a 13-byte CDB, so a vendor
+    /// loader re-reads the written sectors and checks them against it
+    /// ([`super::parity`]).
+    pub fn with_parity(mut self, parity: u32) -> Self {
+        self.cdb[super::parity::PARITY_CDB_RANGE].copy_from_slice(&parity.to_le_bytes());
+        self.cdb_len = self.cdb_len.max(super::parity::PARITY_CDB_LEN);
+        self
+    }
+
+    /// The write-parity word, when the CDB is long enough to hold one and it is set.
+    pub fn parity(&self) -> Option<u32> {
+        let range = super::parity::PARITY_CDB_RANGE;
+        let mut word = [0u8; 4];
+        word.copy_from_slice(&self.cdb[range.clone()]);
+        let parity = u32::from_le_bytes(word);
+        (usize::from(self.cdb_len) >= range.end && parity != 0).then_some(parity)
+    }
+
     pub fn opcode_byte(&self) -> u8 {
         self.cdb[0]
     }
@@ -322,6 +340,33 @@ mod tests {
             }
         }
         assert_eq!(Opcode::from_byte(0x99), None);
+    }
+
+    #[test]
+    fn parity_write_block_bytes() {
+        let cbw = CommandBlock::new(2, Opcode::WriteLba, DataDirection::Out, 1024)
+            .with_address(0x40)
+            .with_length(2)
+            .with_parity(0x1234_55AA);
+        let bytes = cbw.to_bytes();
+        assert_eq!(bytes[14], 13, "CDB length");
+        assert_eq!(&bytes[15..24], &[0x15, 0, 0, 0, 0, 0x40, 0, 0, 2]);
+        assert_eq!(
+            &bytes[24..28],
+            &[0xAA, 0x55, 0x34, 0x12],
+            "parity LE at CDB[9..13]"
+        );
+        assert_eq!(
+            CommandBlock::parse(&bytes).unwrap().parity(),
+            Some(0x1234_55AA)
+        );
+        // A 10-byte CDB carries no parity, whatever its bytes hold (vendor U-Boot copies
+        // only bCBWCBLength bytes).
+        let mut short = bytes;
+        short[14] = 10;
+        assert_eq!(CommandBlock::parse(&short).unwrap().parity(), None);
+        let plain = CommandBlock::new(3, Opcode::WriteLba, DataDirection::Out, 512);
+        assert_eq!(plain.parity(), None);
     }
 
     #[test]

@@ -7,9 +7,11 @@
 
 pub mod command;
 pub mod maskrom;
+pub mod parity;
 pub mod read_wall;
 pub mod replies;
 pub mod status;
+pub mod transfer_size;
 
 pub use command::{COMMAND_BLOCK_LEN, CommandBlock, DataDirection, Opcode, ResetKind};
 pub use maskrom::{Area, AreaReceiver, ControlSetup, MaskromUpload};

@@ -189,8 +189,15 @@ impl Capability {
     pub fn switch_storage(&self) -> bool {
         self.bit(1, 1)
     }
+    /// Byte 1 bit 2: the loader checks a write-parity word in WRITE_LBA
+    /// (docs/protocol.md §9.1).
     pub fn lba_write_parity(&self) -> bool {
         self.bit(1, 2)
+    }
+    /// Byte 1 bit 4: the loader moves to SuperSpeed on command 0xBB
+    /// (docs/protocol.md §9.2).
+    pub fn switch_usb3(&self) -> bool {
+        self.bit(1, 4)
     }
 
     /// The names of the bits that are set.
@@ -376,6 +383,10 @@ mod tests {
         let cap = Capability::parse(&[0x3f, 0x07, 0, 0, 0, 0, 0, 0]).unwrap();
         assert!(cap.direct_lba() && cap.read_lba() && cap.new_idb() && cap.switch_storage());
         assert!(cap.lba_write_parity());
+        assert!(!cap.switch_usb3());
+        let uboot_usbplug = Capability::parse(&[0x15, 0x17, 0, 0, 0, 0, 0, 0]).unwrap();
+        assert!(uboot_usbplug.lba_write_parity() && uboot_usbplug.switch_usb3());
+        assert!(uboot_usbplug.feature_names().contains(&"switch-usb3"));
         assert_eq!(
             cap.feature_names(),
             vec![

@@ -107,6 +107,7 @@ impl VirtualBoard {
 
     pub(crate) fn check_address(&mut self, address: u8) -> Result<(), TransportError> {
         self.refresh().map_err(io_err)?;
+        self.sync_pacer();
         if self.state.mode == Mode::Off || self.state.address != address {
             Err(TransportError::Disconnected)
         } else {

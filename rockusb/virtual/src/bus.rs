@@ -14,7 +14,8 @@
 
 use super::{BoardConfig, VirtualBoard, VirtualHandle};
 use rockusb::discovery::{
-    Attachment, BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, Notify, probe_mode,
+    Attachment, BoardInfo, BoardLister, Bus, BusTiming, DiscoveryError, Notify, UsbSpeed,
+    probe_mode,
 };
 use rockusb::transport::Transport;
 use std::io;
@@ -151,6 +152,11 @@ impl BoardLister for VirtualBus {
                 vid: id.vid,
                 pid: id.pid,
                 bcd_usb: id.bcd_usb,
+                speed: if id.superspeed {
+                    UsbSpeed::Super
+                } else {
+                    UsbSpeed::High
+                },
             };
             found.push(BoardInfo::new(at, probe, Some(name.clone())));
         }
@@ -160,6 +166,15 @@ impl BoardLister for VirtualBus {
     /// Every board under the bus's folder announces its changes ([`crate::arrivals`]).
     fn watch(&self, notify: Notify) -> bool {
         crate::arrivals::watch(&self.root, notify)
+    }
+
+    /// The board's `port_superspeed` setting says what its host port can do.
+    fn superspeed_port(&self, port_path: &str) -> Option<bool> {
+        self.boards()
+            .ok()?
+            .into_iter()
+            .find(|b| b.config().port_path() == port_path)
+            .map(|b| b.config().port_superspeed)
     }
 
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {

@@ -9,8 +9,14 @@ use serde::{Deserialize, Serialize};
 #[serde(rename_all = "kebab-case")]
 pub enum Personality {
     /// Rockchip's rkbin usbplug for RK3588 (vendor U-Boot f_rockusb + f_mass_storage):
-    /// the full opcode set with the replies measured on RK3588 boards.
+    /// the full opcode set with the replies measured on RK3588 boards. Its capability
+    /// (`3f 07`) offers write parity, which is modelled as vendor U-Boot checks it (the
+    /// usbplug's own code is closed); it has no USB 3 switch ("Switch USB3: disabled").
     Usbplug,
+    /// A usbplug built from vendor U-Boot (`rk3588-usbplug.config`): write parity and the
+    /// USB 3 switch (0xBB) in its capability, TEST_UNIT_READY 0xF7 answered with its 4 MiB
+    /// buffer, little-endian residues, all as its source does (docs/protocol.md §9).
+    UbootUsbplug,
     /// Mainline U-Boot's rockusb gadget: a smaller opcode set, "FAILunknown command" for
     /// opcodes outside its table, and big-endian residues (docs/protocol.md §5.2).
     MainlineUboot,
@@ -21,9 +27,10 @@ impl std::str::FromStr for Personality {
     fn from_str(s: &str) -> Result<Self, Self::Err> {
         match s {
             "usbplug" => Ok(Personality::Usbplug),
+            "uboot-usbplug" => Ok(Personality::UbootUsbplug),
             "mainline-uboot" | "mainline" => Ok(Personality::MainlineUboot),
             other => Err(format!(
-                "unknown personality {other:?}: use usbplug or mainline-uboot"
+                "unknown personality {other:?}: use usbplug, uboot-usbplug or mainline-uboot"
             )),
         }
     }
@@ -52,12 +59,21 @@ pub struct BoardConfig {
     /// reach past sector 65536 return 0xCC with success.
     #[serde(default)]
     pub read_wall: bool,
-    /// Pace transfers like a USB 2.0 link (benchmarks only).
+    /// Pace transfers like a USB 2.0 link (benchmarks only); at SuperSpeed the board is
+    /// paced by [`LinkModel::usb3`] instead.
     #[serde(default)]
     pub link: Option<LinkModel>,
     /// The virtual hub the board sits behind (its boards share one link), by name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hub: Option<String>,
+    /// The host port (and cable) can carry SuperSpeed: after the USB 3 switch the board
+    /// comes back at SuperSpeed, else at high speed, as vendor U-Boot falls back.
+    #[serde(default = "yes")]
+    pub port_superspeed: bool,
+}
+
+fn yes() -> bool {
+    true
 }
 
 impl BoardConfig {
@@ -78,6 +94,7 @@ impl BoardConfig {
             read_wall: false,
             link: None,
             hub: None,
+            port_superspeed: true,
         }
     }
 

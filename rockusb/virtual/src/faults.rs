@@ -6,7 +6,7 @@
 //! - `KIND@N`: the Nth command the fault can hit meets it, counted from 1 in each process
 //!   (a host that re-opens the board after a disconnect keeps counting): `timeout`,
 //!   `stall`, `slow`, `disconnect` and `maskrom` count every READ_LBA and WRITE_LBA,
-//!   `failed` and `lost` count writes and `corrupt` counts reads;
+//!   `failed`, `lost` and `medium` count writes and `corrupt` counts reads;
 //! - `random:SEED:PERMILLE[:KIND+KIND…]`: each data command meets a fault with that
 //!   probability, its kind chosen at random among those listed (default: `timeout`,
 //!   `stall`, `failed`, `corrupt`); the same seed gives the same faults.
@@ -25,7 +25,9 @@
 //! drops off the bus mid-command and re-enumerates at a new address on the same port, its
 //! loader still running: a hub or cable glitch), `maskrom` (the same, but the board comes
 //! back in MaskROM: a brown-out reset lost the loader and DRAM; the storage keeps what
-//! reached it).
+//! reached it), `medium` (a write's middle byte reaches the storage changed, as a failing
+//! eMMC or a damaged buffer would store it, while the status block still says good: only a
+//! read-back, or the loader's write-parity check, finds it).
 //!
 //! Every fault injected is appended to `faults.log` in the board's folder (kind and the
 //! command's first sector), so a test or soak run can count them.
@@ -49,6 +51,7 @@ pub enum FaultKind {
     Slow,
     Disconnect,
     Maskrom,
+    Medium,
 }
 
 /// How late a `slow` command is answered: well inside the host's 5 s timeout.
@@ -66,7 +69,9 @@ impl FaultKind {
     /// Whether a command moving data that way can meet this fault.
     pub fn applies_to(self, direction: Direction) -> bool {
         match self {
-            FaultKind::Failed | FaultKind::Lost => direction == Direction::Write,
+            FaultKind::Failed | FaultKind::Lost | FaultKind::Medium => {
+                direction == Direction::Write
+            }
             FaultKind::Corrupt => direction == Direction::Read,
             _ => true,
         }
@@ -82,6 +87,7 @@ impl FaultKind {
             FaultKind::Slow => "slow",
             FaultKind::Disconnect => "disconnect",
             FaultKind::Maskrom => "maskrom",
+            FaultKind::Medium => "medium",
         }
     }
 }
@@ -98,8 +104,9 @@ impl FromStr for FaultKind {
             "slow" => Ok(FaultKind::Slow),
             "disconnect" => Ok(FaultKind::Disconnect),
             "maskrom" => Ok(FaultKind::Maskrom),
+            "medium" => Ok(FaultKind::Medium),
             other => Err(format!(
-                "unknown fault {other:?}: use timeout, stall, failed, corrupt, lost, slow, disconnect or maskrom"
+                "unknown fault {other:?}: use timeout, stall, failed, corrupt, lost, slow, disconnect, maskrom or medium"
             )),
         }
     }
@@ -247,7 +254,9 @@ impl Faults {
             | FaultKind::Slow
             | FaultKind::Disconnect
             | FaultKind::Maskrom => n == commands,
-            FaultKind::Failed | FaultKind::Lost => direction == Direction::Write && n == own,
+            FaultKind::Failed | FaultKind::Lost | FaultKind::Medium => {
+                direction == Direction::Write && n == own
+            }
             FaultKind::Corrupt => direction == Direction::Read && n == own,
         };
         if let Some(&(_, kind)) = self.at.iter().find(|f| hit(f)) {
@@ -278,7 +287,7 @@ mod tests {
     #[test]
     fn numbered_faults_hit_their_command_and_random_ones_repeat_by_seed() {
         use Direction::{Read, Write};
-        let mut f = Faults::parse("timeout@2, corrupt@2, failed@1").unwrap();
+        let mut f = Faults::parse("timeout@2, corrupt@2, failed@1, medium@2").unwrap();
         let seen: Vec<_> = [Read, Read, Write, Read, Write]
             .into_iter()
             .map(|d| f.next_command(d))
@@ -290,7 +299,7 @@ mod tests {
                 Some(FaultKind::Timeout),
                 Some(FaultKind::Failed),
                 None,
-                None
+                Some(FaultKind::Medium)
             ]
         );
         let run = |seed| {

@@ -42,8 +42,11 @@ const STATE_FILE: &str = "state.json";
 pub struct UsbIdentity {
     pub vid: u16,
     pub pid: u16,
-    /// 0x0200 in MaskROM and for the RK3588 usbplug alike, which is why mode is probed.
+    /// 0x0200 in MaskROM and for the RK3588 usbplug alike, which is why mode is probed;
+    /// 0x0300 for a loader after the USB 3 switch.
     pub bcd_usb: u16,
+    /// The board runs at SuperSpeed (after the USB 3 switch), else at high speed.
+    pub superspeed: bool,
     pub bus: u8,
     pub address: u8,
     pub ports: Vec<u8>,
@@ -90,7 +93,7 @@ impl VirtualBoard {
         let state = BoardState::load(&dir.join(STATE_FILE))?;
         Ok(VirtualBoard {
             dir: dir.to_path_buf(),
-            pacer: pacer(dir, &config),
+            pacer: pacer(dir, &config, state.superspeed),
             config,
             state,
             receiver: AreaReceiver::new(),
@@ -152,7 +155,13 @@ impl VirtualBoard {
         Some(UsbIdentity {
             vid: self.config.usb_vid,
             pid: self.config.usb_pid,
-            bcd_usb: 0x0200,
+            // Vendor U-Boot reports bcdUSB 0x0300 at SuperSpeed (f_rockusb.c:90).
+            bcd_usb: if self.state.superspeed {
+                0x0300
+            } else {
+                0x0200
+            },
+            superspeed: self.state.superspeed,
             bus: self.config.bus,
             address: self.state.address,
             ports: self.config.ports.clone(),
@@ -179,7 +188,7 @@ impl VirtualBoard {
     /// Changes the link model (benchmarks), persisting it in the board's config.
     pub fn set_link(&mut self, link: Option<LinkModel>) -> io::Result<()> {
         self.config.link = link;
-        self.pacer = pacer(&self.dir, &self.config);
+        self.pacer = pacer(&self.dir, &self.config, self.state.superspeed);
         state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
     }
 
@@ -187,8 +196,38 @@ impl VirtualBoard {
     pub fn set_place(&mut self, hub: Option<String>, ports: Vec<u8>) -> io::Result<()> {
         self.config.hub = hub;
         self.config.ports = ports;
-        self.pacer = pacer(&self.dir, &self.config);
+        self.pacer = pacer(&self.dir, &self.config, self.state.superspeed);
         state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
+    }
+
+    /// Says whether the host port can carry SuperSpeed, persisting it.
+    pub fn set_port_superspeed(&mut self, on: bool) -> io::Result<()> {
+        self.config.port_superspeed = on;
+        state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
+    }
+
+    /// Keeps the pacer on the model of the current speed (the speed changes when the board
+    /// re-enumerates, perhaps through another handle).
+    pub(crate) fn sync_pacer(&mut self) {
+        let shared = self.config.hub.is_some() && !self.state.superspeed;
+        let model = self.config.link.map(|link| {
+            if self.state.superspeed {
+                LinkModel::usb3()
+            } else {
+                link
+            }
+        });
+        let current = self.pacer.as_ref().map(|p| (p.model(), p.is_shared()));
+        if current != model.map(|m| (m, shared)) {
+            self.pacer = pacer(&self.dir, &self.config, self.state.superspeed);
+        }
+    }
+
+    /// Replaces the faults planned for this board in this process, counting afresh, for
+    /// tests that hold the board in-process (the binaries read `ROCKUSB_VIRTUAL_FAULTS`,
+    /// [`faults`]).
+    pub fn set_faults(&mut self, faults: faults::Faults) {
+        *self.faults.lock().unwrap_or_else(|e| e.into_inner()) = faults;
     }
 
     /// Turns the 32 MiB read wall on or off, persisting it.
@@ -256,7 +295,10 @@ impl VirtualBoard {
         self.store(kind)?.write_at(offset, data)
     }
 
+    /// Leaves the bus and comes back (or not) in `mode`, at high speed: only the USB 3
+    /// switch brings a board back at SuperSpeed ([`Self::switch_usb3`]).
     fn leave_bus(&mut self, mode: Mode, why: &str) -> io::Result<()> {
+        self.state.superspeed = false;
         self.state.mode = mode;
         self.state.address = next_address(self.state.address);
         self.state.last_event = why.to_string();
@@ -265,10 +307,35 @@ impl VirtualBoard {
     }
 }
 
+impl VirtualBoard {
+    /// Command 0xBB, once its status block has gone out: the loader re-enumerates on the
+    /// same port path, at SuperSpeed where the host port can carry it and back at high
+    /// speed where it cannot (vendor U-Boot waits for the SuperSpeed link, then falls back).
+    fn switch_usb3(&mut self) -> io::Result<()> {
+        let superspeed = self.config.port_superspeed;
+        let why = if superspeed {
+            "USB 3 switch: back at SuperSpeed"
+        } else {
+            "USB 3 switch: no SuperSpeed link on this port, back at high speed"
+        };
+        self.leave_bus(Mode::Loader, why)?;
+        self.state.superspeed = superspeed;
+        self.save()?;
+        self.sync_pacer();
+        Ok(())
+    }
+}
+
 /// The board's link pacer, if its link is modelled: shared with the boards behind the
 /// same hub (whose folder sits beside the boards' folders).
-fn pacer(dir: &Path, config: &BoardConfig) -> Option<Pacer> {
+///
+/// At SuperSpeed the board paces on its own USB 3 model: the fleet keeps boards behind
+/// hubs at high speed, and a SuperSpeed hub's wire is not modelled.
+fn pacer(dir: &Path, config: &BoardConfig, superspeed: bool) -> Option<Pacer> {
     let model = config.link?;
+    if superspeed {
+        return Some(Pacer::new(LinkModel::usb3(), None));
+    }
     let hub_dir = config
         .hub
         .as_deref()

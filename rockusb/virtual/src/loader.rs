@@ -1,5 +1,5 @@
 //! The loader side of the bulk protocol, as the virtual board models it after a usbplug
-//! upload. Two personalities (docs/protocol.md §5):
+//! upload. Three personalities (docs/protocol.md §5, §9):
 //!
 //! - **usbplug** (vendor U-Boot f_rockusb + f_mass_storage, the rkbin RK3588 usbplug): the
 //!   full command set; unknown opcodes get a zero-length packet where data was expected and
@@ -11,7 +11,20 @@
 //!   the other opcodes in its table get status 1 with residue 0; opcodes outside its table
 //!   get "FAILunknown command" on bulk-IN and no status block. Residues are big-endian.
 //!
-//! Common to both: a command block that is not 31 bytes or lacks "USBC" is dropped and
+//! - **U-Boot-built usbplug**: the usbplug personality with what vendor U-Boot's source
+//!   adds (docs/protocol.md §9): capability `15 17` (write parity and the USB 3 switch),
+//!   0xBB re-enumerating at SuperSpeed once its status block is read, TEST_UNIT_READY
+//!   answering `shift << 24` in the residue (10 after CDB[1] = 0xF7, 3 on SPI-NOR, 6
+//!   otherwise), and little-endian residues.
+//!
+//! Write parity, on both usbplugs (the rkbin one reports it; its closed code is modelled on
+//! vendor U-Boot's `rkusb_do_check_parity`): a WRITE_LBA whose 13-byte CDB carries a
+//! non-zero parity word is written, re-read from the medium and summed; a mismatch answers
+//! status 2. The re-read buffer is 1 MiB with no length check in the source, so a parity
+//! write over 2048 sectors is answered with status 1 here (what the real loader does then
+//! is undefined). Mainline U-Boot reads only a 10-byte CDB and ignores the word.
+//!
+//! Common to all: a command block that is not 31 bytes or lacks "USBC" is dropped and
 //! bulk-OUT is ignored until the host recovers the endpoint (docs/protocol.md §5.1); reset
 //! happens after the status block has been read (docs/protocol.md §4.6); reads that fail or
 //! reach past the end of the storage report status 1.
@@ -19,11 +32,12 @@
 use super::state::Mode;
 use super::{Personality, VirtualBoard};
 use crate::faults::{Direction, FaultKind};
-use rockusb::protocol::read_wall;
+use rockusb::protocol::parity::{self, MAX_PARITY_SECTORS};
 use rockusb::protocol::{
     COMMAND_BLOCK_LEN, Capability, CommandBlock, CommandStatus, DataDirection, FlashInfo, Opcode,
     ResetKind, SECTOR_SIZE, Status, StorageKind, StorageMask,
 };
+use rockusb::protocol::{read_wall, transfer_size};
 use rockusb::transport::TransportError;
 use std::collections::VecDeque;
 
@@ -56,7 +70,19 @@ enum Phase {
         remaining: u64,
         /// The command is refused (e.g. past the end); its data is drained and dropped.
         refused: bool,
+        /// The parity check to run once the data is on the medium.
+        parity: Option<ParityCheck>,
+        /// A `medium` fault: the byte at this storage offset is stored changed.
+        damage_at: Option<u64>,
     },
+}
+
+/// A write-parity check pending on a WRITE_LBA's data (docs/protocol.md §9.1).
+#[derive(Debug, Clone, Copy)]
+struct ParityCheck {
+    expected: u32,
+    start: u64,
+    len: u64,
 }
 
 /// Per-connection bulk state: not persisted (a new process starts a new connection).
@@ -70,6 +96,8 @@ pub struct BulkEngine {
     pending_reset: Option<u8>,
     /// Set when the status block that precedes a reset has been queued.
     status_queued_before_reset: bool,
+    /// A USB 3 switch requested by the last command, done once its status block is read.
+    pending_usb3: bool,
     /// The write being received is acknowledged but never reaches the medium (a `lost`
     /// fault).
     losing_data: bool,
@@ -98,21 +126,34 @@ impl VirtualBoard {
                 offset,
                 remaining,
                 refused,
+                parity,
+                damage_at,
             } => {
                 let take = (data.len() as u64).min(remaining);
                 if !refused && !self.engine.losing_data {
+                    let chunk = &data[..take as usize];
+                    let damaged;
+                    let chunk = match damage_at.filter(|at| (offset..offset + take).contains(at)) {
+                        Some(at) => {
+                            let mut copy = chunk.to_vec();
+                            copy[(at - offset) as usize] ^= 0x01;
+                            damaged = copy;
+                            &damaged[..]
+                        }
+                        None => chunk,
+                    };
                     self.store(kind)
                         .map_err(io_err)?
-                        .write_at(offset, &data[..take as usize])
+                        .write_at(offset, chunk)
                         .map_err(io_err)?;
                 }
                 let remaining = remaining - take;
                 if remaining == 0 {
                     self.engine.losing_data = false;
-                    let status = if refused {
-                        Status::Failed
-                    } else {
-                        Status::Good
+                    let status = match parity {
+                        _ if refused => Status::Failed,
+                        Some(check) => self.check_parity(kind, check)?,
+                        None => Status::Good,
                     };
                     self.queue_status(tag, 0, status);
                 } else {
@@ -122,6 +163,8 @@ impl VirtualBoard {
                         offset: offset + take,
                         remaining,
                         refused,
+                        parity,
+                        damage_at,
                     };
                 }
             }
@@ -192,6 +235,10 @@ impl VirtualBoard {
                 self.perform_reset(kind).map_err(io_err)?;
             }
         }
+        if self.engine.queue.is_empty() && self.engine.pending_usb3 {
+            self.engine.pending_usb3 = false;
+            self.switch_usb3().map_err(io_err)?;
+        }
         Ok(n)
     }
 
@@ -251,17 +298,61 @@ impl VirtualBoard {
             _ => {}
         }
         match self.config.personality {
-            Personality::Usbplug => self.usbplug_command(&cbw)?,
+            Personality::Usbplug | Personality::UbootUsbplug => self.usbplug_command(&cbw)?,
             Personality::MainlineUboot => self.mainline_command(&cbw)?,
         }
         self.apply_data_fault(fault);
         Ok(())
     }
 
+    /// Re-reads a parity write from the medium and compares sums, as vendor U-Boot's
+    /// `rkusb_do_check_parity` does.
+    fn check_parity(
+        &mut self,
+        kind: StorageKind,
+        check: ParityCheck,
+    ) -> Result<Status, TransportError> {
+        if check.len > u64::from(MAX_PARITY_SECTORS) * SECTOR_SIZE as u64 {
+            return Ok(Status::Failed);
+        }
+        let mut reread = vec![0u8; check.len as usize];
+        self.store(kind)
+            .map_err(io_err)?
+            .read_at(check.start, &mut reread)
+            .map_err(io_err)?;
+        if let Some(pacer) = &mut self.pacer {
+            pacer.medium_read(reread.len());
+        }
+        Ok(if parity::write_parity(&reread) == check.expected {
+            Status::Good
+        } else {
+            Status::PhaseError
+        })
+    }
+
+    /// Whether this loader checks write parity.
+    fn checks_parity(&self) -> bool {
+        matches!(
+            self.config.personality,
+            Personality::Usbplug | Personality::UbootUsbplug
+        )
+    }
+
     /// A failed write stores nothing and says so; a corrupted read delivers its data with
-    /// one byte changed.
+    /// one byte changed; a damaged write stores its middle byte changed.
     fn apply_data_fault(&mut self, fault: Option<FaultKind>) {
         match fault {
+            Some(FaultKind::Medium) => {
+                if let Phase::Receiving {
+                    offset,
+                    remaining,
+                    damage_at,
+                    ..
+                } = &mut self.engine.phase
+                {
+                    *damage_at = Some(*offset + *remaining / 2);
+                }
+            }
             Some(FaultKind::Failed) => {
                 if let Phase::Receiving { refused, .. } = &mut self.engine.phase {
                     *refused = true;
@@ -295,8 +386,18 @@ impl VirtualBoard {
         }
     }
 
-    fn queue_status(&mut self, tag: u32, residue_raw: u32, status: Status) {
-        let csw = CommandStatus::new(tag, residue_raw.to_be_bytes(), status);
+    fn queue_status(&mut self, tag: u32, residue: u32, status: Status) {
+        // The rkbin usbplug was seen with big-endian residues and mainline U-Boot writes
+        // them so; vendor U-Boot's source writes them little-endian (docs/protocol.md §3.2).
+        let raw = match self.config.personality {
+            Personality::UbootUsbplug => residue.to_le_bytes(),
+            Personality::Usbplug | Personality::MainlineUboot => residue.to_be_bytes(),
+        };
+        self.queue_status_raw(tag, raw, status);
+    }
+
+    fn queue_status_raw(&mut self, tag: u32, residue_raw: [u8; 4], status: Status) {
+        let csw = CommandStatus::new(tag, residue_raw, status);
         self.engine
             .queue
             .push_back(InItem::Bytes(csw.to_bytes().to_vec()));
@@ -322,14 +423,14 @@ impl VirtualBoard {
         self.engine.queue.push_back(InItem::Bytes(data.to_vec()));
         let residue = match self.config.personality {
             Personality::Usbplug => data.len() as u32,
-            Personality::MainlineUboot => 0,
+            Personality::UbootUsbplug | Personality::MainlineUboot => 0,
         };
         self.queue_status(cbw.tag, residue, Status::Good);
     }
 
     fn current_storage(&self) -> StorageKind {
         match self.config.personality {
-            Personality::Usbplug => self.state.storage,
+            Personality::Usbplug | Personality::UbootUsbplug => self.state.storage,
             // Mainline's rockusb command is bound to one device (`rockusb 0 mmc 0`).
             Personality::MainlineUboot => StorageKind::Emmc,
         }
@@ -371,7 +472,7 @@ impl VirtualBoard {
             return Ok(());
         };
         match op {
-            Opcode::TestUnitReady => self.queue_status(cbw.tag, 0, Status::Good),
+            Opcode::TestUnitReady => self.test_unit_ready(cbw),
             Opcode::ReadFlashId => self.reply(cbw, &self.flash_id()),
             Opcode::ReadFlashInfo => {
                 let info = self.flash_info().to_bytes();
@@ -382,10 +483,20 @@ impl VirtualBoard {
                 self.reply(cbw, &chip)
             }
             Opcode::ReadCapability => {
-                // RK3588 rkbin/FriendlyELEC usbplug: 3f 07 00 00 00 00 00 00
-                // (docs/protocol.md §4.3).
-                let cap = Capability([0x3f, 0x07, 0, 0, 0, 0, 0, 0]);
+                let cap = match self.config.personality {
+                    // Vendor U-Boot on eMMC: 0x15, then 0x06 + 0x01 (new IDB) + 0x10 (USB 3
+                    // capable) (docs/protocol.md §4.3).
+                    Personality::UbootUsbplug => Capability([0x15, 0x17, 0, 0, 0, 0, 0, 0]),
+                    // RK3588 rkbin/FriendlyELEC usbplug: 3f 07 00 00 00 00 00 00
+                    // (docs/protocol.md §4.3).
+                    _ => Capability([0x3f, 0x07, 0, 0, 0, 0, 0, 0]),
+                };
                 self.reply(cbw, &cap.0)
+            }
+            Opcode::SwitchUsb3 if self.config.personality == Personality::UbootUsbplug => {
+                // The switch happens once the status block has gone out, as a reset does.
+                self.engine.pending_usb3 = true;
+                self.queue_status(cbw.tag, 0, Status::Good)
             }
             Opcode::ReadStorage => {
                 let mask = StorageMask::of(self.state.storage).0.to_le_bytes();
@@ -454,6 +565,28 @@ impl VirtualBoard {
         Ok(())
     }
 
+    /// TEST_UNIT_READY: the U-Boot-built usbplug announces its transfer size in the
+    /// residue, `shift << 24` (f_rockusb.c:204-215); the rkbin usbplug's answer there is
+    /// unknown (its code is closed), so it answers 0, which announces nothing.
+    fn test_unit_ready(&mut self, cbw: &CommandBlock) {
+        if self.config.personality != Personality::UbootUsbplug {
+            self.queue_status(cbw.tag, 0, Status::Good);
+            return;
+        }
+        let shift = if self.current_storage() == StorageKind::SpiNor {
+            3
+        } else if cbw.subcode() == transfer_size::TUR_SUBCODE_BIG_TRB {
+            10
+        } else {
+            6
+        };
+        self.queue_status_raw(
+            cbw.tag,
+            transfer_size::residue_for_shift(shift),
+            Status::Good,
+        );
+    }
+
     fn unsupported(&mut self, cbw: &CommandBlock) {
         // Vendor f_mass_storage: sense INVALID COMMAND, a zero-length packet where data was
         // expected, then status 1 with residue = host length.
@@ -510,12 +643,23 @@ impl VirtualBoard {
             self.queue_status(cbw.tag, 0, Status::Failed);
             return;
         }
+        let offset = first * SECTOR_SIZE as u64;
+        let parity = cbw
+            .parity()
+            .filter(|_| self.checks_parity())
+            .map(|expected| ParityCheck {
+                expected,
+                start: offset,
+                len: u64::from(cbw.transfer_length),
+            });
         self.engine.phase = Phase::Receiving {
             tag: cbw.tag,
             kind: self.current_storage(),
-            offset: first * SECTOR_SIZE as u64,
+            offset,
             remaining: u64::from(cbw.transfer_length),
             refused,
+            parity,
+            damage_at: None,
         };
     }
 
@@ -545,7 +689,7 @@ impl VirtualBoard {
     fn reset_command(&mut self, cbw: &CommandBlock) {
         self.engine.pending_reset = Some(cbw.subcode());
         let residue = match self.config.personality {
-            Personality::Usbplug => 0,
+            Personality::Usbplug | Personality::UbootUsbplug => 0,
             Personality::MainlineUboot => cbw.transfer_length,
         };
         self.queue_status(cbw.tag, residue, Status::Good);

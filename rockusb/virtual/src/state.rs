@@ -41,6 +41,10 @@ pub struct BoardState {
     pub storage: StorageKind,
     /// Why the board left the bus or re-entered MaskROM last, for diagnostics.
     pub last_event: String,
+    /// The loader runs at SuperSpeed (after the USB 3 switch); every other enumeration
+    /// is at high speed.
+    #[serde(default)]
+    pub superspeed: bool,
 }
 
 impl BoardState {
@@ -54,6 +58,7 @@ impl BoardState {
             received: Vec::new(),
             storage: StorageKind::Emmc,
             last_event: "powered on in MaskROM".into(),
+            superspeed: false,
         }
     }
 

@@ -123,6 +123,11 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
              `rockusb --device PORT flash --resume IMAGE` for it"
         );
     }
+    if args.flash.to.is_some() {
+        bail!(
+            "fleet flashes boards over USB; write a local disk with `rockusb flash IMAGE --to DEVICE`"
+        );
+    }
     let names = match &args.names {
         Some(path) => FleetFile::load(path)?,
         None => FleetFile::default(),
@@ -144,6 +149,10 @@ pub fn run(bus: &Bus, mut args: FleetArgs, json: bool) -> Result<()> {
     // One check of the image for the whole station, before the first board is written;
     // the boards then skip it.
     check_once(&mut args.flash, json)?;
+    // A station keeps its boards at high speed: on a real xHCI controller a board that
+    // switches to USB 3 comes back on the port's SuperSpeed twin, another port path, where
+    // the station would take it for a new board and flash it twice.
+    args.flash.usb2 = true;
     let station = Arc::new(Station::new(
         args.flash.image.display().to_string(),
         identity.digest,
@@ -349,14 +358,20 @@ fn flash_one(
     });
     let lines = ctx.rows.as_ref().map(rows::Rows::lines);
     let mut out = Output::for_fleet(ctx.json, port, name, tap, lines);
-    let result = flash::flash_shared(&ctx.bus, Some(port), args, &mut out, ctx.shared.as_ref())
-        .and_then(|()| {
-            if ctx.reset {
-                let mut client = Client::new(ctx.bus.open(port)?);
-                client.reset(ResetKind::Reboot)?;
-            }
-            Ok(())
-        });
+    let result = flash::flash_shared(
+        Some(&ctx.bus),
+        Some(port),
+        args,
+        &mut out,
+        ctx.shared.as_ref(),
+    )
+    .and_then(|()| {
+        if ctx.reset {
+            let mut client = Client::new(ctx.bus.open(port)?);
+            client.reset(ResetKind::Reboot)?;
+        }
+        Ok(())
+    });
     let error = result.err().map(|e| format!("{e:#}"));
     if let Some(row) = row {
         row.finish(if error.is_some() { "failed" } else { "flashed" });

@@ -262,10 +262,15 @@ pub unsafe extern "C" fn libusb_get_parent(_dev: *mut Device) -> *mut Device {
     ptr::null_mut()
 }
 
-/// `int libusb_get_device_speed(libusb_device *dev)`.
+/// `int libusb_get_device_speed(libusb_device *dev)`: SuperSpeed after the USB 3 switch,
+/// high speed otherwise.
 #[unsafe(no_mangle)]
-pub unsafe extern "C" fn libusb_get_device_speed(_dev: *mut Device) -> c_int {
-    LIBUSB_SPEED_HIGH
+pub unsafe extern "C" fn libusb_get_device_speed(dev: *mut Device) -> c_int {
+    // SAFETY: libusb's contract: a live device (or NULL).
+    match unsafe { device(dev) } {
+        Some(d) if d.id.superspeed => LIBUSB_SPEED_SUPER,
+        _ => LIBUSB_SPEED_HIGH,
+    }
 }
 
 /// `int libusb_get_max_packet_size(libusb_device *dev, unsigned char endpoint)`.

@@ -27,6 +27,17 @@ pub struct LayoutChoice {
     pub reason: String,
 }
 
+impl LayoutChoice {
+    /// The `layout` event that says which layout a flash uses and why.
+    pub fn event(&self) -> crate::ops::Event {
+        crate::ops::Event::Layout {
+            name: self.layout.name.into(),
+            display_name: self.layout.display_name.into(),
+            reason: self.reason.clone(),
+        }
+    }
+}
+
 /// The layout for a board whose SoC is `soc_name` (from its USB product id), or the one
 /// `requested` by name.
 pub fn choose(soc_name: Option<&str>, requested: Option<LayoutName>) -> LayoutChoice {

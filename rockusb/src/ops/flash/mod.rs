@@ -15,9 +15,12 @@
 //!    stream, a pulled cable) leaves no bootloader at all: the BootROM then comes up in
 //!    MaskROM by itself, and running the same command again rewrites everything. An
 //!    interrupted flash never leaves a new bootloader in front of half an image.
-//! 4. Every run written is read back and compared by digest (unless `--no-verify`).
+//! 4. Every run written is read back and compared by digest (unless `--verify none`), or,
+//!    with `--verify device`, checked by the loader against its write parity as it is
+//!    written ([`device_verify`]).
 
 pub mod backup;
+pub mod device_verify;
 pub mod inspect;
 pub mod journal;
 pub mod layout;
@@ -27,6 +30,7 @@ pub mod sparse;
 pub mod target;
 pub mod verify;
 
+pub use device_verify::VerifyMode;
 pub use session::Resumable;
 pub use sparse::PartitionReport;
 pub use target::{LoaderKind, Target, TargetError, prepare};
@@ -34,6 +38,7 @@ pub use verify::VerifyOutcome;
 
 use crate::client::Client;
 use crate::ops::sector_io::{IoFailure, SectorIo};
+use crate::ops::sectors::Sectors;
 use crate::ops::{Event, Observer, Phase};
 use crate::protocol::StorageKind;
 use crate::source::{Format, ImageAt, ImageSource};
@@ -74,7 +79,7 @@ pub enum FlashMode {
 pub struct FlashOptions<'a> {
     pub layout: &'a BoardLayout,
     pub mode: FlashMode,
-    pub verify: bool,
+    pub verify: VerifyMode,
     /// Sectors per write command; `None` for the loader's default.
     pub command_sectors: Option<u32>,
     /// Keep a journal (and resume from one): `None` for a flash that cannot be resumed
@@ -156,6 +161,8 @@ pub enum FlashError {
     Read(String),
     #[error(transparent)]
     Verify(#[from] verify::VerifyError),
+    #[error("cannot ask the loader whether it checks write parity: {0}. Nothing was written")]
+    Capability(crate::client::CommandError),
     #[error(transparent)]
     Journal(#[from] journal::JournalError),
     #[error(
@@ -215,8 +222,8 @@ impl Warnings {
 
     /// What the link went through: each command size the loader refused, and commands
     /// that failed once and went through when sent again.
-    fn link_trouble<T: Transport>(&mut self, io: &SectorIo<'_, T>, observer: &mut dyn Observer) {
-        for (from, to) in &io.fallbacks {
+    fn link_trouble<S: Sectors>(&mut self, io: &S, observer: &mut dyn Observer) {
+        for (from, to) in io.fallbacks() {
             self.add(
                 observer,
                 format!(
@@ -224,13 +231,13 @@ impl Warnings {
                 ),
             );
         }
-        if io.retried > 0 {
+        if io.retried() > 0 {
             self.add(
                 observer,
                 format!(
                     "{} command(s) failed and went through when sent again: the USB link is \
                      unreliable (a long or worn cable, a hub, a front-panel port?)",
-                    io.retried
+                    io.retried()
                 ),
             );
         }
@@ -262,27 +269,78 @@ struct Checked<'a> {
     options: FlashOptions<'a>,
 }
 
-/// Flashes `source` onto the storage `target` describes (see [`prepare`]).
+/// Flashes `source` onto the board storage `target` describes (see [`prepare`]), through
+/// [`flash_to`].
+pub fn flash<T: Transport>(
+    client: &mut Client<T>,
+    target: &Target,
+    source: ImageSource,
+    options: FlashOptions<'_>,
+    observer: &mut dyn Observer,
+) -> Result<FlashReport, FlashError> {
+    let command_sectors = options
+        .command_sectors
+        .unwrap_or_else(|| target.command_sectors());
+    let mut warnings = Warnings::default();
+    let (verify, fallback) =
+        device_verify::resolve(client, options.verify).map_err(FlashError::Capability)?;
+    if let Some(why) = fallback {
+        warnings.add(observer, why);
+    }
+    let mut io = SectorIo::new(client, command_sectors);
+    if verify == VerifyMode::Device {
+        io.set_write_parity();
+    }
+    let options = FlashOptions { verify, ..options };
+    run(io, target, source, options, warnings, observer)
+}
+
+/// Flashes `source` through `io`: a board's storage ([`flash`]) or a local disk
+/// ([`crate::local`]), which `target` describes. `options.command_sectors` is `io`'s
+/// business.
 ///
 /// The steps, in the crash-safe order the module documentation explains: decode and
 /// check the leading region ([`receive_prefix`], [`check_prefix`]), decide what to write
 /// ([`plan_writes`]), start the plan and hash stages, stream the runs ([`Writer::stream`]),
 /// then the tail and the held leading region ([`write_tail`]), and read back what is left
 /// to verify.
-pub fn flash<T: Transport>(
-    client: &mut Client<T>,
+pub fn flash_to<S: Sectors>(
+    io: S,
+    target: &Target,
+    source: ImageSource,
+    options: FlashOptions<'_>,
+    observer: &mut dyn Observer,
+) -> Result<FlashReport, FlashError> {
+    let mut warnings = Warnings::default();
+    let options = if options.verify == VerifyMode::Device {
+        warnings.add(
+            observer,
+            "--verify device: this storage has no loader to check writes on its side; verifying by reading back instead",
+        );
+        FlashOptions {
+            verify: VerifyMode::Readback,
+            ..options
+        }
+    } else {
+        options
+    };
+    run(io, target, source, options, warnings, observer)
+}
+
+/// The flash itself, once the verification is settled (`options.verify` is what `io`
+/// can do) and with the warnings found so far.
+fn run<S: Sectors>(
+    io: S,
     target: &Target,
     mut source: ImageSource,
     options: FlashOptions<'_>,
+    mut warnings: Warnings,
     observer: &mut dyn Observer,
 ) -> Result<FlashReport, FlashError> {
     let (name, format, known_len) = (source.name.clone(), source.format, source.image_len);
     if let (FlashMode::Bmap(bmap), Some(len)) = (&options.mode, known_len) {
         check_bmap_len(bmap, &name, len)?;
     }
-    let command_sectors = options
-        .command_sectors
-        .unwrap_or_else(|| target.loader.default_command_sectors());
     let held_len = options.layout.must_write_prefix;
     let random_access = source.random_access.take();
     let xz_blocks = source.xz_blocks.take();
@@ -297,7 +355,6 @@ pub fn flash<T: Transport>(
     let describe = |f: StreamFailure| stream_failure(f, &name, format);
 
     let prefix = receive_prefix(&decoded, held_len, &name, &describe)?;
-    let mut warnings = Warnings::default();
     let image = ImageFacts {
         name: name.clone(),
         format,
@@ -319,7 +376,6 @@ pub fn flash<T: Transport>(
     let planner = Planner::new(plan_config)
         .map_err(|e| FlashError::Stream(format!("internal planning error: {e}")))?;
 
-    let io = SectorIo::new(client, command_sectors);
     let run_max = io.command_bytes();
     let (to_writer, recycler, more) = pipeline::start_plan_hash(
         prefix.chunks,
@@ -353,7 +409,7 @@ pub fn flash<T: Transport>(
         io,
         target.capacity.unwrap_or(u64::MAX),
         bootloader_sector(checked.options.layout, checked.image_len),
-        checked.options.verify,
+        checked.options.verify == VerifyMode::Readback,
         checked.options.resumable.clone(),
     );
     let end = writer.stream(&to_writer, &recycler, observer, &describe)?;
@@ -394,7 +450,7 @@ pub fn flash<T: Transport>(
         capacity: target.capacity,
         bytes_written: writer.written,
         bytes_skipped: end.stats.bytes_skipped,
-        commands: writer.io.commands,
+        commands: writer.io.commands(),
         command_sectors: writer.io.command_sectors(),
         wiped: wiped.map(|w| (w.start, w.len)),
         verify,
@@ -406,19 +462,22 @@ pub fn flash<T: Transport>(
         verify_seconds,
         resumed_from,
         kept_bytes: writer.kept,
-        retried_commands: writer.io.retried,
-        reattached: writer.io.reattached,
+        retried_commands: writer.io.retried(),
+        reattached: writer.io.reattached(),
     })
 }
 
 /// Reads back whatever the writer has not verified yet: the outcome, the bytes verified
 /// while the writer waited for the pipeline, and the seconds spent after writing.
-fn read_back<T: Transport>(
-    writer: &mut Writer<'_, T>,
+fn read_back<S: Sectors>(
+    writer: &mut Writer<S>,
     warnings: &mut Warnings,
     observer: &mut dyn Observer,
 ) -> Result<(VerifyOutcome, u64, f64), FlashError> {
     let Some(verifier) = writer.verifier.take() else {
+        if let Some(bytes) = writer.io.parity_checked() {
+            return Ok((VerifyOutcome::Device { bytes }, 0, 0.0));
+        }
         return Ok((VerifyOutcome::Skipped, 0, 0.0));
     };
     let during_write = verifier.verified_bytes();
@@ -537,7 +596,7 @@ fn check_prefix<'a>(
     for w in checked.warnings() {
         warnings.add(observer, w.to_string());
     }
-    if target.capacity.is_none() {
+    if target.capacity.is_none() && target.loader != LoaderKind::LocalDisk {
         warnings.add(observer, "the loader does not report the storage size (mainline U-Boot): whether the image fits is checked only while writing, and the old backup GPT at the end of the storage cannot be wiped");
     }
     let gpt = (!checked.gpt.is_absent()).then_some(&checked.gpt);
@@ -590,8 +649,8 @@ fn plan_writes(
 /// The whole image has gone by: checks what only its end can tell (its length, its
 /// backup GPT), wipes the storage's old backup GPT, then writes the held leading region
 /// (bootloader, GPT) last of all. Returns the wiped range.
-fn write_tail<T: Transport>(
-    writer: &mut Writer<'_, T>,
+fn write_tail<S: Sectors>(
+    writer: &mut Writer<S>,
     end: &StreamEnd,
     checked: &Checked<'_>,
     target: &Target,

@@ -8,9 +8,8 @@ use super::FlashError;
 use super::journal::{BoardIdentity, ImageIdentity, Journal, JournalDir};
 use super::pipeline::{Run, RunRecycler, StreamEnd, StreamFailure, ToWriter};
 use super::verify::{self, Written};
-use crate::ops::sector_io::SectorIo;
+use crate::ops::sectors::Sectors;
 use crate::ops::{Event, Observer, Phase};
-use crate::transport::Transport;
 use rockusb_images::ByteRange;
 use std::sync::mpsc::{Receiver, TryRecvError};
 use std::time::{Duration, Instant};
@@ -31,8 +30,8 @@ pub struct Resumable {
 /// Progress events are sent at most this often.
 const PROGRESS_INTERVAL: Duration = Duration::from_millis(100);
 
-pub struct Writer<'a, T: Transport> {
-    pub io: SectorIo<'a, T>,
+pub struct Writer<S: Sectors> {
+    pub io: S,
     /// Every range written, with its digest, for the read-back.
     pub records: Vec<Written>,
     pub verifier: Option<verify::Verifier>,
@@ -57,9 +56,9 @@ pub struct Writer<'a, T: Transport> {
     compare_buf: Vec<u8>,
 }
 
-impl<'a, T: Transport> Writer<'a, T> {
+impl<S: Sectors> Writer<S> {
     pub fn new(
-        io: SectorIo<'a, T>,
+        io: S,
         capacity: u64,
         bootloader: Option<ByteRange>,
         verify: bool,
@@ -98,12 +97,21 @@ impl<'a, T: Transport> Writer<'a, T> {
         } else {
             ""
         };
+        // A failed command is the link's or the board's doing; anything else (a damaged
+        // image) has its own advice in the cause.
+        let fix = if failure.is_some() {
+            "Check the link first: a short cable straight into a port of the computer (not a \
+             hub or front-panel socket) and a steady power supply for the board; if it keeps \
+             failing at the same place, try another loader version. Then run"
+        } else {
+            "Fix the cause, then run"
+        };
         match &self.journal {
             Some(j) => format!(
-                "Fix the cause, then run the same command with --resume{loader}: it reads back what was written below image byte {}, keeps what matches and goes on from there (without --resume it starts again from the beginning).",
+                "{fix} the same command with --resume{loader}: it reads back what was written below image byte {}, keeps what matches and goes on from there (without --resume it starts again from the beginning).",
                 j.written_to()
             ),
-            None => "Fix the cause, then run the same command again: it rewrites everything that matters.".into(),
+            None => format!("{fix} the same command again: it rewrites everything that matters."),
         }
     }
 

@@ -15,6 +15,9 @@ pub enum LoaderKind {
     /// Mainline U-Boot's rockusb gadget: no READ_FLASH_INFO, CAPABILITY or storage
     /// commands (docs/protocol.md §5.2); bound to the device `rockusb 0 mmc N` named.
     MainlineUboot,
+    /// No loader: a local block device or file written through the host's kernel
+    /// (`flash --to`, [`crate::local`]).
+    LocalDisk,
 }
 
 impl LoaderKind {
@@ -24,11 +27,14 @@ impl LoaderKind {
     /// payload against ~0.5 ms of fixed overhead; xrock sends 8 MiB commands to the same
     /// loaders, rkdeveloptool 64 KiB (which spends a quarter of the link on overhead).
     /// Mainline U-Boot: 2048 sectors (1 MiB): it loops over its small buffer per command,
-    /// so larger commands gain nothing and risk its timeouts.
+    /// so larger commands gain nothing and risk its timeouts. A local disk: 4 MiB.
     pub fn default_command_sectors(self) -> u32 {
         match self {
             LoaderKind::Vendor => 8192,
             LoaderKind::MainlineUboot => 2048,
+            // 4 MiB writes: large enough for an SD card's erase blocks, small enough for
+            // progress to move steadily.
+            LoaderKind::LocalDisk => 8192,
         }
     }
 }
@@ -42,6 +48,23 @@ pub struct Target {
     pub flash_id: String,
     /// Bytes, when the loader reports them.
     pub capacity: Option<u64>,
+    /// The transfer size the loader announced when asked with TEST_UNIT_READY 0xF7
+    /// (docs/protocol.md §9.3), in bytes; `None` when it does not answer that way.
+    pub transfer_size: Option<u32>,
+}
+
+impl Target {
+    /// Sectors per read or write command: the loader's announced transfer size where it
+    /// gave one (as upgrade_tool sizes its commands), else the loader kind's default.
+    pub fn command_sectors(&self) -> u32 {
+        match self.transfer_size {
+            Some(bytes) => (bytes / SECTOR_SIZE as u32).clamp(
+                crate::ops::sector_io::MIN_COMMAND_SECTORS,
+                crate::client::MAX_SECTORS_PER_COMMAND,
+            ),
+            None => self.loader.default_command_sectors(),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -111,10 +134,14 @@ pub fn prepare<T: Transport>(
         Err(CommandError::Unsupported { .. }) => None,
         Err(e) => return Err(e.into()),
     };
+    // Asked after the storage switch: vendor U-Boot answers a smaller size for SPI-NOR.
+    // A loader that fails the question simply has no answer to give.
+    let transfer_size = client.negotiate_transfer_size().ok().flatten();
     Ok(Target {
         storage: wanted,
         loader,
         flash_id: flash_id.as_text(),
         capacity,
+        transfer_size,
     })
 }

@@ -11,9 +11,9 @@
 //! 0xCC past that sector is that limitation, not a bad write: runs past it are left
 //! unverified and the outcome says so, instead of reporting a false mismatch.
 
-use crate::ops::sector_io::{IoFailure, SectorIo};
+use crate::ops::sector_io::IoFailure;
+use crate::ops::sectors::Sectors;
 use crate::ops::{Event, Observer, Phase};
-use crate::transport::Transport;
 use rockusb_images::ByteRange;
 use serde::Serialize;
 use std::time::Instant;
@@ -35,8 +35,11 @@ pub struct Written {
 pub enum VerifyOutcome {
     /// Every written byte read back as written.
     Verified { bytes: u64 },
-    /// `--no-verify`.
+    /// `--verify none`.
     Skipped,
+    /// `--verify device`: the loader re-read every write from the medium and found it
+    /// matching its write parity (docs/protocol.md §9.1).
+    Device { bytes: u64 },
     /// The loader cannot read past 32 MiB: what lies below was verified, the rest not.
     ReadWall {
         verified_bytes: u64,
@@ -82,9 +85,9 @@ impl Verifier {
     }
 
     /// Reads back the next record; returns its length.
-    pub fn step<T: Transport>(
+    pub fn step<S: Sectors + ?Sized>(
         &mut self,
-        io: &mut SectorIo<'_, T>,
+        io: &mut S,
         records: &[Written],
     ) -> Result<u64, VerifyError> {
         let Some(w) = records.get(self.next) else {
@@ -115,7 +118,7 @@ impl Verifier {
                 return Err(VerifyError::Mismatch { range: w.range });
             }
             // Counted with the commands the link made fail once.
-            io.retried += 1;
+            io.count_retry();
         }
         self.verified += w.range.len;
         Ok(w.range.len)
@@ -126,9 +129,9 @@ impl Verifier {
     }
 
     /// Reads back everything left, as the `verify` phase.
-    pub fn finish<T: Transport>(
+    pub fn finish<S: Sectors + ?Sized>(
         mut self,
-        io: &mut SectorIo<'_, T>,
+        io: &mut S,
         records: &[Written],
         observer: &mut dyn Observer,
     ) -> Result<VerifyOutcome, VerifyError> {
