@@ -12,9 +12,7 @@
 //! where it needs it.
 
 use super::xz_blocks::{ParallelBlocks, Piece, XzBlocks, decode_block};
-use crate::ops::flash::pipeline::{
-    CHUNK_LEN, CHUNK_POOL, Chunk, DECODED_QUEUE, Decoded, StreamFailure, extra_buffers,
-};
+use crate::ops::flash::pipeline::{CHUNK_LEN, Chunk, Decoded, StreamFailure, TAIL_CHUNKS};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
@@ -28,7 +26,16 @@ pub const WINDOW_DATA_BLOCKS: usize = 32;
 /// Blocks of any kind the window keeps at most.
 const WINDOW_MAX_BLOCKS: usize = 4096;
 /// Blocks with data the shared decoder's workers may hold ahead of the window.
-const KEEP_AHEAD: usize = 8;
+const KEEP_AHEAD: usize = 4;
+/// Chunks with data each board may have in hand beyond the region it holds: the window is
+/// the boards' read-ahead, so a board takes out of it only what its planner is about to
+/// use, beyond the last chunks its pipeline keeps for the backup GPT. Fewer would stall
+/// the board: its pipeline holds the tail chunks until newer ones arrive.
+const BOARD_CHUNK_POOL: usize = TAIL_CHUNKS + 2;
+/// Decoded chunks queued for each board: zero chunks travel as lengths, so a lone
+/// decoder's deep queue ([`DECODED_QUEUE`]) lets it run through zero runs; here the window
+/// does that for every board, and each board's queue is a fixed cost per board.
+const BOARD_QUEUE: usize = 256;
 
 /// How the work was shared, for reports and benchmarks.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
@@ -199,19 +206,20 @@ impl Subscription {
     /// return path and the thread, as [`crate::ops::flash::pipeline::start_decode`] gives
     /// them (`keep`: bytes the caller holds before planning, as there).
     pub fn start(self, keep: u64) -> (Receiver<Decoded>, SyncSender<Vec<u8>>, Vec<JoinHandle<()>>) {
-        let buffers = CHUNK_POOL + extra_buffers(keep);
-        let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(buffers);
-        for _ in 0..buffers {
-            // Zeroed allocations are mapped lazily: untouched buffers cost no memory.
-            let _ = pool_tx.try_send(vec![0u8; CHUNK_LEN]);
+        // Chunks are the window's own blocks, not copies: the pool holds tokens that
+        // bound how many chunks past the leading `keep` bytes the board has in hand (those
+        // it holds until its planning starts take none), and the caller frees none.
+        let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(BOARD_CHUNK_POOL);
+        for _ in 0..BOARD_CHUNK_POOL {
+            let _ = pool_tx.try_send(vec![0u8; 1]);
         }
-        let (out_tx, out_rx) = sync_channel::<Decoded>(DECODED_QUEUE);
-        let thread = std::thread::spawn(move || self.feed(pool_rx, out_tx));
+        let (out_tx, out_rx) = sync_channel::<Decoded>(BOARD_QUEUE);
+        let thread = std::thread::spawn(move || self.feed(keep, pool_rx, out_tx));
         (out_rx, pool_tx, vec![thread])
     }
 
     /// Cuts the image's blocks into chunks for the board, in order.
-    fn feed(self, pool: Receiver<Vec<u8>>, out: SyncSender<Decoded>) {
+    fn feed(self, keep: u64, pool: Receiver<Vec<u8>>, out: SyncSender<Decoded>) {
         let count = self.inner.source.blocks.len();
         let mut offset = 0u64;
         let mut scratch = Vec::new();
@@ -244,7 +252,7 @@ impl Subscription {
                     return;
                 }
             };
-            if !send_block(&block, &mut offset, &pool, &out) {
+            if !send_block(&block, &mut offset, keep, &pool, &out) {
                 return;
             }
             self.inner.lock().cursors.insert(self.id, i + 1);
@@ -292,10 +300,12 @@ impl Subscription {
     }
 }
 
-/// Sends one block's chunks; false when the board stopped listening.
+/// Sends one block's chunks, those wholly below `keep` as slices of the block and the
+/// others copied into buffers from `pool`; false when the board stopped listening.
 fn send_block(
     block: &Block,
     offset: &mut u64,
+    keep: u64,
     pool: &Receiver<Vec<u8>>,
     out: &SyncSender<Decoded>,
 ) -> bool {
@@ -309,6 +319,7 @@ fn send_block(
                     offset: *offset,
                     buf: Vec::new(),
                     len: n,
+                    shared: None,
                 }) {
                     return false;
                 }
@@ -317,21 +328,24 @@ fn send_block(
             }
         }
         Block::Data(data) => {
-            for part in data.chunks(CHUNK_LEN) {
-                let buf = if rockusb_images::zero::is_zero(part) {
+            for (i, part) in data.chunks(CHUNK_LEN).enumerate() {
+                let zero = rockusb_images::zero::is_zero(part);
+                let shared = (!zero).then(|| (data.clone(), i * CHUNK_LEN));
+                // Past the held region a chunk takes a token from the pool, which comes
+                // back when the board is done with the chunk: the board's back-pressure.
+                let token = if zero || *offset + part.len() as u64 <= keep {
                     Vec::new()
                 } else {
-                    let Ok(mut buf) = pool.recv() else {
+                    let Ok(token) = pool.recv() else {
                         return false;
                     };
-                    buf.resize(CHUNK_LEN, 0);
-                    buf[..part.len()].copy_from_slice(part);
-                    buf
+                    token
                 };
                 if !send(Chunk {
                     offset: *offset,
-                    buf,
+                    buf: token,
                     len: part.len(),
+                    shared,
                 }) {
                     return false;
                 }
