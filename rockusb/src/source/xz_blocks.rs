@@ -133,7 +133,10 @@ type FileKey = (u64, u64);
 
 /// Blocks some [`BlockReader`] in this process holds decoded: the boards of a fleet read
 /// the same file systems' records from the same image, and one copy serves them all.
-static LIVE_BLOCKS: Mutex<Vec<(FileKey, usize, Weak<Vec<u8>>)>> = Mutex::new(Vec::new());
+static LIVE_BLOCKS: Mutex<Vec<LiveBlock>> = Mutex::new(Vec::new());
+
+/// A file, a block index and the block decoded (while some reader holds it).
+type LiveBlock = (FileKey, usize, Weak<Vec<u8>>);
 
 fn file_key(file: &FileAt) -> Option<FileKey> {
     #[cfg(unix)]
@@ -168,7 +171,7 @@ impl BlockReader {
             decode_block(&self.blocks.file, &self.blocks.blocks[i], &mut out)?;
             return Ok(Arc::new(out));
         };
-        let live = |list: &mut Vec<(FileKey, usize, Weak<Vec<u8>>)>| {
+        let live = |list: &mut Vec<LiveBlock>| {
             list.retain(|(_, _, b)| b.strong_count() > 0);
             list.iter()
                 .filter(|(k, j, _)| *k == key && *j == i)

@@ -144,7 +144,10 @@ impl RunBytes {
 
 /// Held runs alive in this process, by offset and digest: every board of a fleet holds
 /// the same bootloader and GPT bytes until its end, and one copy serves them all.
-static HELD_RUNS: Mutex<Vec<(u64, u128, Weak<Vec<u8>>)>> = Mutex::new(Vec::new());
+static HELD_RUNS: Mutex<Vec<HeldRunEntry>> = Mutex::new(Vec::new());
+
+/// A held run's offset, digest and bytes (while some flash holds them).
+type HeldRunEntry = (u64, u128, Weak<Vec<u8>>);
 
 /// The held bytes `data` at `offset`, shared with an identical held run if one is alive.
 fn share_held(offset: u64, hash: u128, data: Vec<u8>) -> Arc<Vec<u8>> {
