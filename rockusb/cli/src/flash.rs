@@ -24,6 +24,7 @@ use rockusb::ops::{Event, Observer};
 use rockusb::protocol::StorageKind;
 use rockusb::source::ImageSource;
 use rockusb::source::check::{Estimate, IntegrityCheck, NotChecked};
+use rockusb::source::shared::SharedImage;
 use rockusb::transport::Transport;
 use rockusb_images::bmap::Bmap;
 use rockusb_images::gpt::GptReport;
@@ -205,10 +206,25 @@ pub fn flash(
     args: FlashArgs,
     out: &mut Output,
 ) -> Result<()> {
+    flash_shared(bus, device, args, out, None)
+}
+
+/// [`flash`], taking the decoded image from `shared` (a fleet's one decoder) when it
+/// serves this image and the image is not adapted on the way.
+pub fn flash_shared(
+    bus: Option<&Bus>,
+    device: Option<&str>,
+    args: FlashArgs,
+    out: &mut Output,
+    shared: Option<&SharedImage>,
+) -> Result<()> {
     // Everything about the input is checked before the board is touched.
     let storage = StorageKind::from(args.storage);
-    let source =
+    let mut source =
         ImageSource::open(&args.image).map_err(|e| anyhow::anyhow!("{e}\nNothing was written."))?;
+    if let Some(shared) = shared.filter(|s| args.adapt.is_none() && s.serves(&source)) {
+        source.shared = Some(shared.subscribe());
+    }
     let image_identity = journal::image_identity(&args)?;
     let check = start_check(&source, &args, out);
     let (source, adapted_for) = match args.adapt {

@@ -4,6 +4,14 @@ use indicatif::{ProgressBar, ProgressStyle};
 use rockusb::ops::{Event, Observer, Phase};
 use serde::Serialize;
 use std::io::Write;
+use std::sync::Arc;
+
+/// Receives every event and result an output gives, as the JSON line `--json` would print
+/// (board label included), whatever the output mode: how `fleet` follows its boards.
+pub type Tap = Arc<dyn Fn(&serde_json::Value) + Send + Sync>;
+
+/// Where a labelled output's text lines go instead of stderr.
+pub type LineSink = Arc<dyn Fn(&str) + Send + Sync>;
 
 /// Prints events for a person (stderr) or as JSON lines (stdout).
 pub struct Output {
@@ -12,6 +20,11 @@ pub struct Output {
     /// The board this output speaks for when several work at once (`fleet`): JSON lines
     /// carry it as `"board"`, text lines start with it, and there are no progress bars.
     label: Option<String>,
+    /// The name the fleet file gives the board, shown beside its label.
+    name: Option<String>,
+    tap: Option<Tap>,
+    /// Where text lines go instead of stderr (the fleet's rows of progress bars).
+    lines: Option<LineSink>,
 }
 
 impl Output {
@@ -20,43 +33,84 @@ impl Output {
             json,
             bar: None,
             label: None,
+            name: None,
+            tap: None,
+            lines: None,
         }
     }
 
     /// An output for one of several boards working at once.
     pub fn labelled(json: bool, label: &str) -> Self {
         Output {
-            json,
-            bar: None,
             label: Some(label.to_string()),
+            ..Output::new(json)
+        }
+    }
+
+    /// A labelled output for a fleet board: its name (if any, `"board_name"` in JSON) on every line, every event
+    /// handed to `tap`, and text lines sent to `lines` when given.
+    pub fn for_fleet(
+        json: bool,
+        label: &str,
+        name: Option<&str>,
+        tap: Tap,
+        lines: Option<LineSink>,
+    ) -> Self {
+        Output {
+            name: name.map(str::to_string),
+            tap: Some(tap),
+            lines,
+            ..Output::labelled(json, label)
+        }
+    }
+
+    /// Tags a line with the board (and its name) when labelled.
+    fn tagged(&self, mut value: serde_json::Value) -> serde_json::Value {
+        if let (Some(label), Some(map)) = (&self.label, value.as_object_mut()) {
+            map.insert("board".into(), label.clone().into());
+            if let Some(name) = &self.name {
+                map.insert("board_name".into(), name.clone().into());
+            }
+        }
+        value
+    }
+
+    /// Hands a line to the tap, if any.
+    fn to_tap(&self, value: &serde_json::Value) {
+        if let Some(tap) = &self.tap {
+            tap(&self.tagged(value.clone()));
         }
     }
 
     /// Prints one JSON line, tagged with the board when labelled.
-    fn json_line(&self, mut value: serde_json::Value) {
-        if let (Some(label), Some(map)) = (&self.label, value.as_object_mut()) {
-            map.insert("board".into(), label.clone().into());
-        }
+    fn json_line(&self, value: serde_json::Value) {
+        let value = self.tagged(value);
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "{value}");
     }
 
     /// Prints a line for a person on stderr, prefixed with the board when labelled.
     fn say(&self, text: &str) {
-        match &self.label {
-            Some(label) => eprintln!("[{label}] {text}"),
-            None => eprintln!("{text}"),
+        let line = match (&self.label, &self.name) {
+            (Some(label), Some(name)) => format!("[{name} {label}] {text}"),
+            (Some(label), None) => format!("[{label}] {text}"),
+            _ => text.to_string(),
+        };
+        match &self.lines {
+            Some(lines) => lines(&line),
+            None => eprintln!("{line}"),
         }
     }
 
     /// Shows something before the result: a JSON line `{"event": event, ...value}` in
     /// JSON mode, else the text on stderr.
     pub fn show(&self, event: &str, value: serde_json::Value, text: impl FnOnce() -> String) {
+        let mut line = serde_json::json!({ "event": event });
+        if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), value) {
+            line.extend(fields);
+        }
+        self.to_tap(&line);
         if self.json {
-            let mut line = serde_json::json!({ "event": event });
-            if let (Some(line), serde_json::Value::Object(fields)) = (line.as_object_mut(), value) {
-                line.extend(fields);
-            }
             self.json_line(line);
         } else {
             self.say(&text());
@@ -80,14 +134,17 @@ impl Output {
 
     /// Prints a final result: a JSON object in JSON mode, else the text.
     pub fn result<T: Serialize>(&self, value: &T, text: impl FnOnce() -> String) {
+        let line = serde_json::json!({ "event": "result", "result": value });
+        self.to_tap(&line);
         if self.json {
-            self.json_line(serde_json::json!({ "event": "result", "result": value }));
+            self.json_line(line);
         } else {
             let text = text();
-            match (&self.label, text.is_empty()) {
-                (_, true) => {}
-                (Some(label), false) => println!("[{label}] {text}"),
-                (None, false) => println!("{text}"),
+            match (&self.label, &self.name, text.is_empty()) {
+                (_, _, true) => {}
+                (Some(label), Some(name), false) => println!("[{name} {label}] {text}"),
+                (Some(label), None, false) => println!("[{label}] {text}"),
+                (None, _, false) => println!("{text}"),
             }
         }
     }
@@ -108,10 +165,15 @@ impl Output {
 
 impl Observer for Output {
     fn event(&mut self, event: Event) {
-        if self.json {
+        if self.tap.is_some() || self.json {
             if let Ok(value) = serde_json::to_value(&event) {
-                self.json_line(value);
+                self.to_tap(&value);
+                if self.json {
+                    self.json_line(value);
+                }
             }
+        }
+        if self.json {
             return;
         }
         match event {

@@ -57,6 +57,14 @@ run `rockusb udev | sudo tee /etc/udev/rules.d/70-rockusb.rules` and replug.
 
 /// The board the command acts on: `--device` if given, else the only one attached.
 pub fn board(bus: &Bus, device: Option<&str>) -> Result<BoardInfo> {
+    // Only the board named is opened to probe it: others may be in use (a fleet).
+    if let Some(board) = device
+        .map(|port| bus.scan_port(port))
+        .transpose()?
+        .flatten()
+    {
+        return Ok(board);
+    }
     let boards = bus.scan()?;
     if let Some(port) = device {
         return match boards.iter().find(|b| b.port_path == port) {

@@ -3,7 +3,8 @@
 //! - `ROCKUSB_SHIM_BOARDS`: comma-separated board names. Falls back to `ROCKUSB_VIRTUAL`,
 //!   the variable `rockusb --virtual` reads, so both see the same boards. The shim has its
 //!   own variable because a `rockusb` run through the shim must have `ROCKUSB_VIRTUAL`
-//!   unset (or it would talk to the boards in-process and never call libusb).
+//!   unset (or it would talk to the boards in-process and never call libusb). `NAME@HUB`
+//!   puts a board behind a virtual hub, as `--virtual` does (see `rockusb_virtual::bus`).
 //! - `ROCKUSB_SHIM_DIR`: the folder holding the boards. Falls back to
 //!   `ROCKUSB_VIRTUAL_DIR`, then `$XDG_STATE_HOME/rockusb/virtual`, as the CLI does.
 //! - `ROCKUSB_SHIM_LINK`: `usb2` turns the USB 2.0 link model on (40 MB/s, 0.5 ms per

@@ -43,15 +43,16 @@ fn open_or_create(config: &ShimConfig, name: &str) -> io::Result<VirtualBoard> {
     let Some(personality) = config.personality else {
         return config.bus.board(name);
     };
-    let index = config.bus.names().iter().position(|n| n == name);
-    let Some(index) = index else {
+    // The place the virtual bus gives the board (1-1, 1-2, 1-3.1 behind a hub, …), so
+    // the CLI's `--virtual` sees the same port path.
+    let Some(board) = config.bus.new_board_config(name) else {
         return config.bus.board(name); // reports the unknown name
     };
-    // The port the virtual bus gives the board at this place in the list (1-1, 1-2, …),
-    // so the CLI's `--virtual` sees the same port path.
-    let port = u8::try_from(index + 1).unwrap_or(u8::MAX);
-    VirtualBoard::open_or_create(&config.bus.board_dir(name), || BoardConfig {
-        personality,
-        ..BoardConfig::nanopi_m6(port)
-    })
+    config.bus.open_or_place(
+        name,
+        BoardConfig {
+            personality,
+            ..board
+        },
+    )
 }

@@ -190,6 +190,17 @@ pub trait BoardLister: Send + Sync {
     /// Every Rockchip board on the bus, with its probed mode (in any order).
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError>;
 
+    /// The boards at the ports `wanted` accepts, with their probed mode; the others are
+    /// neither opened nor listed. Probing opens (and on USB claims) a board, so a program
+    /// working on several boards at once scans only the ports it is not using.
+    fn scan_where(&self, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<BoardInfo>, DiscoveryError> {
+        Ok(self
+            .scan()?
+            .into_iter()
+            .filter(|b| wanted(&b.port_path))
+            .collect())
+    }
+
     /// Why the bus cannot show boards at all, when it cannot (libusb did not start).
     fn unavailable(&self) -> Option<String> {
         None
@@ -198,6 +209,14 @@ pub trait BoardLister: Send + Sync {
     /// Opens the board at `port_path`.
     fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError>;
 
+    /// Calls `notify`, from a thread of its own and for as long as the process runs,
+    /// whenever a board may have come onto the bus or left it; false when this bus cannot
+    /// tell, and the caller polls ([`BusTiming::station_poll_interval`]).
+    fn watch(&self, notify: Notify) -> bool {
+        let _ = notify;
+        false
+    }
+
     /// Whether the host port at `port_path` can carry SuperSpeed: `Some(false)` when it
     /// is known not to (the USB 3 switch is then not tried), `None` when the bus cannot
     /// tell.
@@ -205,6 +224,9 @@ pub trait BoardLister: Send + Sync {
         None
     }
 }
+
+/// Told when boards may have come or gone ([`BoardLister::watch`]).
+pub type Notify = Arc<dyn Fn() + Send + Sync>;
 
 /// A handle on one bus, cheap to clone and share between threads.
 #[derive(Clone)]
@@ -283,9 +305,31 @@ impl Bus {
         Ok(boards)
     }
 
+    /// The boards at the ports `wanted` accepts, in port-path order, without opening
+    /// the others ([`BoardLister::scan_where`]).
+    pub fn scan_where(
+        &self,
+        wanted: &dyn Fn(&str) -> bool,
+    ) -> Result<Vec<BoardInfo>, DiscoveryError> {
+        let mut boards = self.0.scan_where(wanted)?;
+        boards.sort_by(|a, b| a.port_path.cmp(&b.port_path));
+        Ok(boards)
+    }
+
+    /// The board at `port_path`, if one is attached there, probed without opening any
+    /// other board.
+    pub fn scan_port(&self, port_path: &str) -> Result<Option<BoardInfo>, DiscoveryError> {
+        Ok(self.0.scan_where(&|p| p == port_path)?.into_iter().next())
+    }
+
     /// Opens the board at `port_path`.
     pub fn open(&self, port_path: &str) -> Result<Box<dyn Transport>, DiscoveryError> {
         self.0.open(port_path)
+    }
+
+    /// See [`BoardLister::watch`].
+    pub fn watch(&self, notify: Notify) -> bool {
+        self.0.watch(notify)
     }
 
     /// See [`BoardLister::superspeed_port`].

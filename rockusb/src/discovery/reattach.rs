@@ -66,11 +66,7 @@ impl Transport for Reattaching {
         let deadline = Instant::now() + reattach_timeout(&self.bus);
         let poll = self.bus.timing().loader_poll_interval;
         loop {
-            let found = self
-                .bus
-                .scan()
-                .ok()
-                .and_then(|boards| boards.into_iter().find(|b| b.port_path == self.port_path));
+            let found = self.bus.scan_port(&self.port_path).ok().flatten();
             match found.map(|b| b.mode) {
                 Some(BoardMode::Loader) => {
                     if let Ok(mut fresh) = self.bus.open(&self.port_path) {

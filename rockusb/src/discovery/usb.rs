@@ -65,9 +65,13 @@ impl BoardLister for UsbLister {
     }
 
     fn scan(&self) -> Result<Vec<BoardInfo>, DiscoveryError> {
+        self.scan_where(&|_| true)
+    }
+
+    fn scan_where(&self, wanted: &dyn Fn(&str) -> bool) -> Result<Vec<BoardInfo>, DiscoveryError> {
         let mut boards = Vec::new();
         for device in self.devices()? {
-            if !is_rockusb(&device) {
+            if !is_rockusb(&device) || !wanted(&usb_transport::port_path(&device)) {
                 continue;
             }
             let Ok(desc) = device.device_descriptor() else {
@@ -93,6 +97,41 @@ impl BoardLister for UsbLister {
             boards.push(BoardInfo::new(at, probe, None));
         }
         Ok(boards)
+    }
+
+    /// libusb's hotplug events where the platform has them (Linux, macOS), for Rockchip
+    /// devices; a thread of its own handles libusb's events for them.
+    fn watch(&self, notify: super::Notify) -> bool {
+        if !rusb::has_hotplug() {
+            return false;
+        }
+        let Some(context) = self.context.clone() else {
+            return false;
+        };
+        let (registered, result) = std::sync::mpsc::channel();
+        let spawned = std::thread::Builder::new()
+            .name("usb-hotplug".into())
+            .spawn(move || {
+                let mut builder = rusb::HotplugBuilder::new();
+                builder.vendor_id(ROCKCHIP_VID).enumerate(false);
+                let registration =
+                    builder.register::<rusb::Context, _>(&context, Box::new(Arrivals(notify)));
+                let ok = registration.is_ok();
+                let _ = registered.send(ok);
+                if !ok {
+                    return;
+                }
+                let _keep = registration;
+                loop {
+                    if context
+                        .handle_events(Some(std::time::Duration::from_secs(1)))
+                        .is_err()
+                    {
+                        std::thread::sleep(std::time::Duration::from_millis(100));
+                    }
+                }
+            });
+        spawned.is_ok() && result.recv().unwrap_or(false)
     }
 
     /// libusb reports the speed of the hub a device hangs from: a SuperSpeed hub says yes.
@@ -140,4 +179,17 @@ fn is_rockusb<T: UsbContext>(device: &rusb::Device<T>) -> bool {
         .device_descriptor()
         .is_ok_and(|d| d.vendor_id() == ROCKCHIP_VID)
         && usb_transport::find_interface(device).is_some()
+}
+
+/// Passes libusb's hotplug events on.
+struct Arrivals(super::Notify);
+
+impl<T: UsbContext> rusb::Hotplug<T> for Arrivals {
+    fn device_arrived(&mut self, _device: rusb::Device<T>) {
+        (self.0)();
+    }
+
+    fn device_left(&mut self, _device: rusb::Device<T>) {
+        (self.0)();
+    }
 }

@@ -219,9 +219,8 @@ pub fn wait_for_loader(
     let start = Instant::now();
     loop {
         if let Some(board) = bus
-            .scan()?
-            .into_iter()
-            .find(|b| b.port_path == port_path && b.mode == BoardMode::Loader)
+            .scan_port(port_path)?
+            .filter(|b| b.mode == BoardMode::Loader)
         {
             return Ok(board);
         }

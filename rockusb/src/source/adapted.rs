@@ -81,6 +81,7 @@ pub fn adapt_source(
             source: random.clone(),
         })),
         xz_blocks: None,
+        shared: None,
         input: Box::new(AdaptedReader {
             plan: output,
             source: in_order,

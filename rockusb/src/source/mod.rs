@@ -8,6 +8,7 @@
 pub mod adapted;
 pub mod check;
 pub mod decode;
+pub mod shared;
 pub mod sniff;
 pub mod xz_blocks;
 pub mod xz_index;
@@ -75,6 +76,9 @@ pub struct ImageSource {
     pub random_access: Option<ImageAt>,
     /// An .xz file whose blocks can be decoded in parallel and ahead of need.
     pub xz_blocks: Option<xz_blocks::XzBlocks>,
+    /// Decoded bytes from a decoder shared with other boards ([`shared`]) instead of a
+    /// decoder of its own.
+    pub shared: Option<shared::Subscription>,
     input: Box<dyn Read + Send>,
 }
 
@@ -154,6 +158,7 @@ impl ImageSource {
             xz_streams,
             random_access,
             xz_blocks,
+            shared: None,
             input: Box::new(file),
         })
     }
@@ -186,6 +191,7 @@ impl ImageSource {
             xz_streams: 1,
             random_access: None,
             xz_blocks: None,
+            shared: None,
             input: Box::new(io::Cursor::new(head).chain(reader)),
         })
     }

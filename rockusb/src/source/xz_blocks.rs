@@ -20,7 +20,7 @@ use super::xz_index::XzBlock;
 use crate::positional::PositionalFile;
 use std::collections::BTreeMap;
 use std::io;
-use std::sync::{Arc, Condvar, Mutex};
+use std::sync::{Arc, Condvar, Mutex, Weak};
 use std::thread::JoinHandle;
 
 /// Blocks must be whole multiples of this (but the last), so they map onto the flash
@@ -123,7 +123,32 @@ pub fn decode_block(file: &FileAt, block: &XzBlock, out: &mut Vec<u8>) -> io::Re
 pub struct BlockReader {
     blocks: XzBlocks,
     /// Most recently used last.
-    cache: Vec<(usize, Vec<u8>)>,
+    cache: Vec<(usize, Arc<Vec<u8>>)>,
+    /// The file's identity, under which its decoded blocks are shared in this process.
+    file: Option<FileKey>,
+}
+
+/// A file's device and inode.
+type FileKey = (u64, u64);
+
+/// Blocks some [`BlockReader`] in this process holds decoded: the boards of a fleet read
+/// the same file systems' records from the same image, and one copy serves them all.
+static LIVE_BLOCKS: Mutex<Vec<LiveBlock>> = Mutex::new(Vec::new());
+
+/// A file, a block index and the block decoded (while some reader holds it).
+type LiveBlock = (FileKey, usize, Weak<Vec<u8>>);
+
+fn file_key(file: &FileAt) -> Option<FileKey> {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::MetadataExt;
+        file.0.metadata().ok().map(|m| (m.dev(), m.ino()))
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = file;
+        None
+    }
 }
 
 /// Decoded blocks a [`BlockReader`] keeps (1 MiB each for Talos images).
@@ -132,9 +157,39 @@ const READER_CACHE_BLOCKS: usize = 8;
 impl BlockReader {
     pub fn new(blocks: XzBlocks) -> Self {
         Self {
+            file: file_key(&blocks.file),
             blocks,
             cache: Vec::new(),
         }
+    }
+
+    /// Block `i` decoded: another reader's copy of it if one is alive, else decoded here
+    /// (and offered to the others).
+    fn decode_shared(&self, i: usize) -> io::Result<Arc<Vec<u8>>> {
+        let Some(key) = self.file else {
+            let mut out = Vec::new();
+            decode_block(&self.blocks.file, &self.blocks.blocks[i], &mut out)?;
+            return Ok(Arc::new(out));
+        };
+        let live = |list: &mut Vec<LiveBlock>| {
+            list.retain(|(_, _, b)| b.strong_count() > 0);
+            list.iter()
+                .filter(|(k, j, _)| *k == key && *j == i)
+                .find_map(|(_, _, b)| b.upgrade())
+        };
+        if let Some(block) = live(&mut LIVE_BLOCKS.lock().unwrap_or_else(|e| e.into_inner())) {
+            return Ok(block);
+        }
+        let mut out = Vec::new();
+        decode_block(&self.blocks.file, &self.blocks.blocks[i], &mut out)?;
+        let block = Arc::new(out);
+        let mut list = LIVE_BLOCKS.lock().unwrap_or_else(|e| e.into_inner());
+        // Another reader may have decoded it meanwhile: keep one copy.
+        if let Some(theirs) = live(&mut list) {
+            return Ok(theirs);
+        }
+        list.push((key, i, Arc::downgrade(&block)));
+        Ok(block)
     }
 
     /// The index of the block holding image byte `offset`.
@@ -151,12 +206,11 @@ impl BlockReader {
             let entry = self.cache.remove(pos);
             self.cache.push(entry);
         } else {
-            let mut out = Vec::new();
-            decode_block(&self.blocks.file, &self.blocks.blocks[i], &mut out)?;
+            let block = self.decode_shared(i)?;
             if self.cache.len() >= READER_CACHE_BLOCKS {
                 self.cache.remove(0);
             }
-            self.cache.push((i, out));
+            self.cache.push((i, block));
         }
         Ok(self.cache.last().map_or(&[][..], |(_, d)| d.as_slice()))
     }
@@ -244,13 +298,23 @@ pub struct ParallelBlocks {
 impl ParallelBlocks {
     /// Starts `threads` workers; at most `keep_ahead` blocks with data are held.
     pub fn start(blocks: XzBlocks, threads: usize, keep_ahead: usize) -> ParallelBlocks {
+        Self::start_at(blocks, 0, threads, keep_ahead)
+    }
+
+    /// [`ParallelBlocks::start`] from block `first` on.
+    pub fn start_at(
+        blocks: XzBlocks,
+        first: usize,
+        threads: usize,
+        keep_ahead: usize,
+    ) -> ParallelBlocks {
         let shared = Arc::new(Shared {
             blocks,
             keep_ahead: keep_ahead.max(1),
             state: Mutex::new(State {
                 slots: BTreeMap::new(),
-                next_scan: 0,
-                deliver: 0,
+                next_scan: first,
+                deliver: first,
                 held: 0,
                 stop: false,
             }),
@@ -451,6 +515,30 @@ mod tests {
         let mut buf = [0u8; 2];
         let err = reader.read_exact_at(10 * UNIT + 999, &mut buf).unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn two_readers_of_one_file_share_a_decoded_block_while_both_hold_it() {
+        use rockusb_images::read_at::ReadAt;
+        let dir = tempfile::tempdir().unwrap();
+        let (image, path) = sample(dir.path());
+        // Two boards open the image separately, as a fleet's boards do.
+        let mut a = BlockReader::new(blocks_of(&path));
+        let mut b = BlockReader::new(blocks_of(&path));
+        let mut buf = [0u8; 16];
+        a.read_exact_at(2 * UNIT + 3, &mut buf).unwrap();
+        b.read_exact_at(2 * UNIT + 9, &mut buf).unwrap();
+        assert_eq!(buf[..], image[2 * UNIT as usize + 9..][..16]);
+        let (held_a, held_b) = (&a.cache[0], &b.cache[0]);
+        assert_eq!((held_a.0, held_b.0), (2, 2));
+        assert!(Arc::ptr_eq(&held_a.1, &held_b.1), "one decoded copy");
+        // Another file's block at the same index is its own.
+        let other = dir.path().join("other");
+        std::fs::create_dir(&other).unwrap();
+        let (_, other_path) = sample(&other);
+        let mut c = BlockReader::new(blocks_of(&other_path));
+        c.read_exact_at(2 * UNIT, &mut buf).unwrap();
+        assert!(!Arc::ptr_eq(&held_a.1, &c.cache[0].1));
     }
 
     #[test]

@@ -63,6 +63,9 @@ pub struct BoardConfig {
     /// paced by [`LinkModel::usb3`] instead.
     #[serde(default)]
     pub link: Option<LinkModel>,
+    /// The virtual hub the board sits behind (its boards share one link), by name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hub: Option<String>,
     /// The host port (and cable) can carry SuperSpeed: after the USB 3 switch the board
     /// comes back at SuperSpeed, else at high speed, as vendor U-Boot falls back.
     #[serde(default = "yes")]
@@ -90,6 +93,7 @@ impl BoardConfig {
             spinor_bytes: 16 * MIB,
             read_wall: false,
             link: None,
+            hub: None,
             port_superspeed: true,
         }
     }

@@ -11,6 +11,10 @@
 //!   probability, its kind chosen at random among those listed (default: `timeout`,
 //!   `stall`, `failed`, `corrupt`); the same seed gives the same faults.
 //!
+//! Either form may start with a board's name and a colon to hit only that board:
+//! `b:failed@3` fails the third write to the board `b` (its folder's name) and no other,
+//! so one board of a fleet can fail while the others, served by the same process, finish.
+//!
 //! Kinds: `timeout` (the command block is never answered: the endpoint NAKs until the
 //! host recovers it), `stall` (the command block is refused with a stall), `failed` (a
 //! write's status block says "failed" and nothing is stored), `corrupt` (a read's data
@@ -137,7 +141,10 @@ pub fn for_board(dir: &Path) -> Arc<Mutex<Faults>> {
         .unwrap_or_else(|e| e.into_inner());
     boards
         .entry(dir.to_path_buf())
-        .or_insert_with(|| Arc::new(Mutex::new(Faults::from_env())))
+        .or_insert_with(|| {
+            let name = dir.file_name().and_then(|n| n.to_str()).unwrap_or("");
+            Arc::new(Mutex::new(Faults::from_env_for(name)))
+        })
         .clone()
 }
 
@@ -157,8 +164,14 @@ impl Faults {
     /// The faults `ROCKUSB_VIRTUAL_FAULTS` asks for (none when unset; a malformed list is
     /// reported on stderr and ignored rather than silently half-applied).
     pub fn from_env() -> Self {
+        Self::from_env_for("")
+    }
+
+    /// [`Faults::from_env`] for the board called `board`: items naming another board
+    /// are left out.
+    pub fn from_env_for(board: &str) -> Self {
         match std::env::var(ENV_FAULTS) {
-            Ok(spec) => Self::parse(&spec).unwrap_or_else(|e| {
+            Ok(spec) => Self::parse_for(&spec, board).unwrap_or_else(|e| {
                 eprintln!("{ENV_FAULTS}: {e}; no faults injected");
                 Faults::default()
             }),
@@ -166,37 +179,63 @@ impl Faults {
         }
     }
 
+    /// Parses a list of faults, every item applying (board names or not).
     pub fn parse(spec: &str) -> Result<Self, String> {
+        Self::parse_for(spec, None)
+    }
+
+    /// Parses a list of faults for the board called `board`: items that name another
+    /// board (`NAME:KIND@N`) are checked but left out. With `None`, every item applies.
+    pub fn parse_for<'a>(spec: &str, board: impl Into<Option<&'a str>>) -> Result<Self, String> {
+        let board = board.into();
         let mut faults = Faults::default();
         for item in spec.split(',').map(str::trim).filter(|s| !s.is_empty()) {
-            if let Some(rest) = item.strip_prefix("random:") {
-                let mut parts = rest.splitn(3, ':');
-                let (Some(seed), Some(permille)) = (parts.next(), parts.next()) else {
-                    return Err(format!("{item:?}: use random:SEED:PERMILLE[:KIND+KIND…]"));
-                };
-                faults.random_kinds = match parts.next() {
-                    Some(kinds) => kinds.split('+').map(str::parse).collect::<Result<_, _>>()?,
-                    None => FaultKind::DEFAULT_RANDOM.to_vec(),
-                };
-                let seed: u64 = seed.parse().map_err(|_| format!("{item:?}: bad seed"))?;
-                let permille: u32 = permille
-                    .parse()
-                    .ok()
-                    .filter(|p| *p <= 1000)
-                    .ok_or_else(|| format!("{item:?}: the rate is 0 to 1000 per mille"))?;
-                faults.random = Some((seed | 1, permille));
+            let (target, item) = match item.split_once(':') {
+                Some((name, rest)) if name != "random" => (Some(name.trim()), rest.trim()),
+                _ => (None, item),
+            };
+            let mut parsed = Faults::parse_item(item, Faults::default())?;
+            if board.is_some() && target.is_some() && target != board {
                 continue;
             }
-            let (kind, n) = item
-                .split_once('@')
-                .ok_or_else(|| format!("{item:?}: use KIND@N"))?;
-            let n: u64 = n
+            if parsed.random.is_some() {
+                faults.random = parsed.random;
+                faults.random_kinds = std::mem::take(&mut parsed.random_kinds);
+            }
+            faults.at.append(&mut parsed.at);
+        }
+        Ok(faults)
+    }
+
+    /// Parses one item (`KIND@N` or `random:…`, without a board name).
+    fn parse_item(item: &str, mut faults: Faults) -> Result<Faults, String> {
+        if let Some(rest) = item.strip_prefix("random:") {
+            let mut parts = rest.splitn(3, ':');
+            let (Some(seed), Some(permille)) = (parts.next(), parts.next()) else {
+                return Err(format!("{item:?}: use random:SEED:PERMILLE[:KIND+KIND…]"));
+            };
+            faults.random_kinds = match parts.next() {
+                Some(kinds) => kinds.split('+').map(str::parse).collect::<Result<_, _>>()?,
+                None => FaultKind::DEFAULT_RANDOM.to_vec(),
+            };
+            let seed: u64 = seed.parse().map_err(|_| format!("{item:?}: bad seed"))?;
+            let permille: u32 = permille
                 .parse()
                 .ok()
-                .filter(|n| *n > 0)
-                .ok_or_else(|| format!("{item:?}: N counts data commands from 1"))?;
-            faults.at.push((n, kind.parse()?));
+                .filter(|p| *p <= 1000)
+                .ok_or_else(|| format!("{item:?}: the rate is 0 to 1000 per mille"))?;
+            faults.random = Some((seed | 1, permille));
+            return Ok(faults);
         }
+        let (kind, n) = item
+            .split_once('@')
+            .ok_or_else(|| format!("{item:?}: use KIND@N"))?;
+        let n: u64 = n
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| format!("{item:?}: N counts data commands from 1"))?;
+        faults.at.push((n, kind.parse()?));
         Ok(faults)
     }
 
@@ -279,5 +318,23 @@ mod tests {
             Some(FaultKind::Disconnect | FaultKind::Maskrom)
         )));
         assert!(Faults::parse("random:3:10:melt").is_err());
+    }
+
+    #[test]
+    fn a_fault_naming_a_board_hits_only_that_board() {
+        use Direction::Write;
+        let spec = "b:failed@2, timeout@1, c:random:5:1000:failed";
+        let mut b = Faults::parse_for(spec, "b").unwrap();
+        assert_eq!(b.next_command(Write), Some(FaultKind::Timeout));
+        assert_eq!(b.next_command(Write), Some(FaultKind::Failed));
+        assert_eq!(b.next_command(Write), None);
+        let mut a = Faults::parse_for(spec, "a").unwrap();
+        assert_eq!(a.next_command(Write), Some(FaultKind::Timeout));
+        assert_eq!(a.next_command(Write), None);
+        let mut c = Faults::parse_for(spec, "c").unwrap();
+        c.next_command(Write);
+        assert_eq!(c.next_command(Write), Some(FaultKind::Failed));
+        // A bad item is refused whichever board it names.
+        assert!(Faults::parse_for("x:melt@1", "a").is_err());
     }
 }

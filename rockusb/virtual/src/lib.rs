@@ -10,6 +10,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod arrivals;
 pub mod bootrom;
 pub mod bus;
 pub mod config;
@@ -26,7 +27,7 @@ pub use link::LinkModel;
 pub use state::{BoardState, Mode};
 pub use transport::VirtualHandle;
 
-use link::LinkPacer;
+use link::Pacer;
 use loader::BulkEngine;
 use rockusb::protocol::{AreaReceiver, StorageKind};
 use std::io;
@@ -59,7 +60,7 @@ pub struct VirtualBoard {
     state: BoardState,
     receiver: AreaReceiver,
     engine: BulkEngine,
-    pacer: Option<LinkPacer>,
+    pacer: Option<Pacer>,
     stores: Vec<(StorageKind, BackingStore)>,
     /// Faults to inject into data commands ([`faults`]), shared by this process's handles.
     faults: std::sync::Arc<std::sync::Mutex<faults::Faults>>,
@@ -78,6 +79,9 @@ impl VirtualBoard {
         let config = config();
         state::save_json(&dir.join(CONFIG_FILE), &config)?;
         BoardState::powered_on(initial_address(&config)).save(&dir.join(STATE_FILE))?;
+        if let Some(root) = dir.parent() {
+            arrivals::announce(root);
+        }
         Self::open(dir)
     }
 
@@ -89,10 +93,7 @@ impl VirtualBoard {
         let state = BoardState::load(&dir.join(STATE_FILE))?;
         Ok(VirtualBoard {
             dir: dir.to_path_buf(),
-            pacer: match (config.link, state.superspeed) {
-                (Some(_), true) => Some(LinkPacer::new(LinkModel::usb3())),
-                (link, _) => link.map(LinkPacer::new),
-            },
+            pacer: pacer(dir, &config, state.superspeed),
             config,
             state,
             receiver: AreaReceiver::new(),
@@ -127,6 +128,10 @@ impl VirtualBoard {
         let path = self.dir.join(STATE_FILE);
         self.state.save(&path)?;
         self.state_stamp = std::fs::metadata(&path).and_then(|m| m.modified()).ok();
+        // Whatever changed (a board on or off the bus, a new address), watchers rescan.
+        if let Some(root) = self.dir.parent() {
+            arrivals::announce(root);
+        }
         Ok(())
     }
 
@@ -174,10 +179,24 @@ impl VirtualBoard {
         self.save()
     }
 
+    /// Unplugs the board: it leaves the bus until [`VirtualBoard::power_cycle`] plugs it
+    /// in again (in MaskROM). The storage keeps its contents.
+    pub fn unplug(&mut self) -> io::Result<()> {
+        self.leave_bus(Mode::Off, "unplugged")
+    }
+
     /// Changes the link model (benchmarks), persisting it in the board's config.
     pub fn set_link(&mut self, link: Option<LinkModel>) -> io::Result<()> {
         self.config.link = link;
-        self.pacer = self.link_now().map(LinkPacer::new);
+        self.pacer = pacer(&self.dir, &self.config, self.state.superspeed);
+        state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
+    }
+
+    /// Moves the board behind a hub (or off one) at these ports, persisting it.
+    pub fn set_place(&mut self, hub: Option<String>, ports: Vec<u8>) -> io::Result<()> {
+        self.config.hub = hub;
+        self.config.ports = ports;
+        self.pacer = pacer(&self.dir, &self.config, self.state.superspeed);
         state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
     }
 
@@ -187,23 +206,20 @@ impl VirtualBoard {
         state::save_json(&self.dir.join(CONFIG_FILE), &self.config)
     }
 
-    /// The link model that paces the board now: the configured one at high speed, the
-    /// USB 3 one at SuperSpeed (only when pacing is on at all).
-    fn link_now(&self) -> Option<LinkModel> {
-        let link = self.config.link?;
-        Some(if self.state.superspeed {
-            LinkModel::usb3()
-        } else {
-            link
-        })
-    }
-
     /// Keeps the pacer on the model of the current speed (the speed changes when the board
     /// re-enumerates, perhaps through another handle).
     pub(crate) fn sync_pacer(&mut self) {
-        let wanted = self.link_now();
-        if self.pacer.as_ref().map(LinkPacer::model) != wanted {
-            self.pacer = wanted.map(LinkPacer::new);
+        let shared = self.config.hub.is_some() && !self.state.superspeed;
+        let model = self.config.link.map(|link| {
+            if self.state.superspeed {
+                LinkModel::usb3()
+            } else {
+                link
+            }
+        });
+        let current = self.pacer.as_ref().map(|p| (p.model(), p.is_shared()));
+        if current != model.map(|m| (m, shared)) {
+            self.pacer = pacer(&self.dir, &self.config, self.state.superspeed);
         }
     }
 
@@ -308,6 +324,23 @@ impl VirtualBoard {
         self.sync_pacer();
         Ok(())
     }
+}
+
+/// The board's link pacer, if its link is modelled: shared with the boards behind the
+/// same hub (whose folder sits beside the boards' folders).
+///
+/// At SuperSpeed the board paces on its own USB 3 model: the fleet keeps boards behind
+/// hubs at high speed, and a SuperSpeed hub's wire is not modelled.
+fn pacer(dir: &Path, config: &BoardConfig, superspeed: bool) -> Option<Pacer> {
+    let model = config.link?;
+    if superspeed {
+        return Some(Pacer::new(LinkModel::usb3(), None));
+    }
+    let hub_dir = config
+        .hub
+        .as_deref()
+        .map(|hub| link::hub_dir(dir.parent().unwrap_or(dir), hub));
+    Some(Pacer::new(model, hub_dir))
 }
 
 fn initial_address(config: &BoardConfig) -> u8 {

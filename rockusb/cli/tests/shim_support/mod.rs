@@ -100,6 +100,25 @@ impl Boards {
         }
     }
 
+    /// Creates NanoPi M6 boards in MaskROM where the virtual bus puts the entries of
+    /// `list` (`NAME` or `NAME@HUB`, see `rockusb_virtual::bus`), with an `emmc_mib` MiB
+    /// eMMC; the shim is given the same list.
+    pub fn on_bus(list: &[&str], emmc_mib: u64) -> Self {
+        let dir = tempfile::tempdir().expect("temp folder");
+        let entries: Vec<String> = list.iter().map(|n| n.to_string()).collect();
+        let bus = rockusb_virtual::VirtualBus::new(dir.path().to_path_buf(), entries.clone());
+        for name in bus.names() {
+            let mut config = bus.new_board_config(name).expect("a board on the bus");
+            config.emmc_bytes = emmc_mib * MIB;
+            VirtualBoard::open_or_create(&dir.path().join(name), || config)
+                .expect("create the virtual board");
+        }
+        Boards {
+            dir,
+            names: entries,
+        }
+    }
+
     /// Names boards without creating them: the shim creates them on first use, from its
     /// environment (a NanoPi M6 with its full-size sparse storage).
     pub fn unconfigured(names: &[&str]) -> Self {

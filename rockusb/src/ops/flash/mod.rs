@@ -62,6 +62,14 @@ pub const SPARSE_MIN_GAP: u64 = 16 * 1024;
 /// Memory for runs on their way to the writer: ~0.8 s of USB 2.0 link, enough to ride
 /// out the decoder's bursts without holding the link idle.
 pub const RUN_BUDGET: usize = 32 << 20;
+/// The same for a board fed by a decoder it shares with others (a fleet,
+/// [`crate::source::shared`]): the shared window already buffers decoded blocks for every
+/// board, so each board's own runs need only cover a few commands, and a station's
+/// memory grows slowly with its boards.
+pub const SHARED_RUN_BUDGET: usize = 2 << 20;
+/// The largest run such a board builds (and reads back at once): a command's fixed cost
+/// (~0.5 ms) is still 2% of the 1 MiB's time on a USB 2.0 link.
+pub const SHARED_RUN_MAX: usize = 1 << 20;
 
 /// Which bytes to write.
 #[derive(Debug, Clone)]
@@ -345,9 +353,19 @@ fn run<S: Sectors>(
     let random_access = source.random_access.take();
     let xz_blocks = source.xz_blocks.take();
     let random_xz = xz_blocks.clone();
+    let shared = source.shared.take();
+    let shared_decoder = shared.is_some();
+    let (run_budget, run_cap) = if shared_decoder {
+        (SHARED_RUN_BUDGET, SHARED_RUN_MAX)
+    } else {
+        (RUN_BUDGET, usize::MAX)
+    };
     let (input, spec) = source.into_parts();
-    let (decoded, chunk_pool, mut threads) =
-        pipeline::start_decode(input, spec, xz_blocks, held_len);
+    let (decoded, chunk_pool, mut threads) = match shared {
+        // Several boards, one decoder (crate::source::shared).
+        Some(subscription) => subscription.start(held_len),
+        None => pipeline::start_decode(input, spec, xz_blocks, held_len),
+    };
     let describe = |f: StreamFailure| stream_failure(f, &name, format);
 
     let prefix = receive_prefix(&decoded, held_len, &name, &describe)?;
@@ -372,7 +390,7 @@ fn run<S: Sectors>(
     let planner = Planner::new(plan_config)
         .map_err(|e| FlashError::Stream(format!("internal planning error: {e}")))?;
 
-    let run_max = io.command_bytes();
+    let run_max = io.command_bytes().min(run_cap);
     let (to_writer, recycler, more) = pipeline::start_plan_hash(
         prefix.chunks,
         prefix.ended,
@@ -383,8 +401,13 @@ fn run<S: Sectors>(
             bmap: bmap_verifier,
             held_len,
             run_max,
-            run_pool: (RUN_BUDGET / run_max).max(2),
-            surplus_chunks: pipeline::extra_buffers(held_len),
+            run_pool: (run_budget / run_max).max(2),
+            // A shared decoder lends the leading chunks without pool buffers.
+            surplus_chunks: if shared_decoder {
+                0
+            } else {
+                pipeline::extra_buffers(held_len)
+            },
         },
     );
     threads.extend(more);
@@ -675,7 +698,7 @@ fn write_tail<S: Sectors>(
     let held: Windows = end
         .held
         .iter()
-        .map(|r| (r.offset, r.data.as_slice()))
+        .map(|r| (r.offset, &r.data[..]))
         .chain([(end.tail.0, end.tail.1.as_slice())])
         .collect();
     let full_gpt = GptReport::read(

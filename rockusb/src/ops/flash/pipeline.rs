@@ -26,7 +26,9 @@ use rockusb_images::ByteRange;
 use rockusb_images::bmap::{BmapVerifyError, RangeVerifier};
 use rockusb_images::plan::{PlanError, PlanStats, Planner};
 use std::io::{self, Read};
+use std::ops::Deref;
 use std::sync::mpsc::{Receiver, SyncSender, TryRecvError, sync_channel};
+use std::sync::{Arc, Mutex, Weak};
 use std::thread::JoinHandle;
 use xxhash_rust::xxh3::xxh3_128;
 
@@ -43,12 +45,12 @@ pub const CHUNK_POOL: usize = 6;
 /// hold no buffer: the decoder runs ahead through long zero runs (a Talos image is 85 %
 /// zeros after its data) while the writer is still busy with data, instead of
 /// decoding them only after the writer's queue has drained and the link sits idle.
-const DECODED_QUEUE: usize = 16384;
+pub(crate) const DECODED_QUEUE: usize = 16384;
 /// Stored-byte pieces in flight between the reader and the decoder.
 const READ_PIECES: usize = 4;
 const READ_PIECE_LEN: usize = 1 << 20;
 /// Bytes the hash stage keeps from the end of the image, for the backup GPT.
-const TAIL_CHUNKS: usize = 2;
+pub(crate) const TAIL_CHUNKS: usize = 2;
 /// The writer is told how far the image has got at least this often while only zeros go by.
 const PROGRESS_EVERY: u64 = 32 << 20;
 
@@ -58,13 +60,19 @@ static ZEROS: [u8; CHUNK_LEN] = [0; CHUNK_LEN];
 /// Decoded image bytes at `offset`: `buf[..len]`, or `len` zeros when `buf` is empty.
 pub struct Chunk {
     pub offset: u64,
+    /// The chunk's own bytes, from the pool (empty for a zero chunk or a shared one).
     pub buf: Vec<u8>,
     pub len: usize,
+    /// Bytes of a decoded block several boards read (a fleet's shared decoder,
+    /// [`crate::source::shared`]), and where in it the chunk starts: no copy per board.
+    pub shared: Option<(Arc<Vec<u8>>, usize)>,
 }
 
 impl Chunk {
     pub fn data(&self) -> &[u8] {
-        if self.buf.is_empty() {
+        if let Some((block, start)) = &self.shared {
+            &block[*start..*start + self.len]
+        } else if self.buf.is_empty() {
             &ZEROS[..self.len]
         } else {
             &self.buf[..self.len]
@@ -94,13 +102,69 @@ pub enum Decoded {
 pub struct Run {
     /// Storage byte offset (= image offset).
     pub offset: u64,
-    pub data: Vec<u8>,
+    pub data: RunBytes,
     /// xxh3-128 of `data`, for the read-back.
     pub hash: u128,
     /// Image bytes planned when this run was handed over, and how many were skipped.
     pub image_done: u64,
     pub skipped: u64,
     pooled: bool,
+}
+
+/// A run's bytes: its own buffer while it is built and streamed, or, once held, bytes it
+/// may share with the identical held runs of other flashes in this process.
+#[derive(Debug)]
+pub enum RunBytes {
+    Own(Vec<u8>),
+    Shared(Arc<Vec<u8>>),
+}
+
+impl Deref for RunBytes {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        match self {
+            RunBytes::Own(v) => v,
+            RunBytes::Shared(v) => v,
+        }
+    }
+}
+
+impl RunBytes {
+    /// The buffer to build in (a shared run gets a copy of its own first).
+    fn own(&mut self) -> &mut Vec<u8> {
+        if let RunBytes::Shared(shared) = self {
+            *self = RunBytes::Own(shared.to_vec());
+        }
+        match self {
+            RunBytes::Own(v) => v,
+            RunBytes::Shared(_) => unreachable!("made its own just above"),
+        }
+    }
+}
+
+/// Held runs alive in this process, by offset and digest: every board of a fleet holds
+/// the same bootloader and GPT bytes until its end, and one copy serves them all.
+static HELD_RUNS: Mutex<Vec<HeldRunEntry>> = Mutex::new(Vec::new());
+
+/// A held run's offset, digest and bytes (while some flash holds them).
+type HeldRunEntry = (u64, u128, Weak<Vec<u8>>);
+
+/// The held bytes `data` at `offset`, shared with an identical held run if one is alive.
+fn share_held(offset: u64, hash: u128, data: Vec<u8>) -> Arc<Vec<u8>> {
+    let mut alive = HELD_RUNS.lock().unwrap_or_else(|e| e.into_inner());
+    alive.retain(|(_, _, run)| run.strong_count() > 0);
+    let same = alive
+        .iter()
+        .filter(|(o, h, _)| *o == offset && *h == hash)
+        .filter_map(|(_, _, run)| run.upgrade())
+        // The digest picks the candidate; the bytes decide.
+        .find(|run| **run == data);
+    if let Some(run) = same {
+        return run;
+    }
+    let run = Arc::new(data);
+    alive.push((offset, hash, Arc::downgrade(&run)));
+    run
 }
 
 impl Run {
@@ -138,8 +202,7 @@ pub struct RunRecycler(SyncSender<Vec<u8>>);
 
 impl RunRecycler {
     pub fn recycle(&self, run: Run) {
-        if run.pooled {
-            let mut buf = run.data;
+        if let (true, RunBytes::Own(mut buf)) = (run.pooled, run.data) {
             buf.clear();
             let _ = self.0.try_send(buf);
         }
@@ -296,6 +359,7 @@ fn decode_stage(
                 offset,
                 buf,
                 len: n,
+                shared: None,
             };
             offset += n as u64;
             if out.send(Decoded::Chunk(chunk)).is_err() {
@@ -329,6 +393,7 @@ fn block_decode_stage(blocks: XzBlocks, pool: Receiver<Vec<u8>>, out: SyncSender
                         offset,
                         buf: Vec::new(),
                         len: n,
+                        shared: None,
                     }) {
                         return;
                     }
@@ -350,6 +415,7 @@ fn block_decode_stage(blocks: XzBlocks, pool: Receiver<Vec<u8>>, out: SyncSender
                         offset,
                         buf,
                         len: part.len(),
+                        shared: None,
                     }) {
                         return;
                     }
@@ -606,11 +672,11 @@ impl HashStage {
             if !self.flush() {
                 return None;
             }
-            let data = if held {
+            let data = RunBytes::Own(if held {
                 Vec::with_capacity(self.run_max)
             } else {
                 self.runs.recv().ok()?
-            };
+            });
             self.current = Some((
                 Run {
                     offset: pos,
@@ -628,6 +694,7 @@ impl HashStage {
         let take = (limit - pos).min(room);
         let lo = (pos - chunk.offset) as usize;
         run.data
+            .own()
             .extend_from_slice(&chunk.data()[lo..lo + take as usize]);
         Some(take)
     }
@@ -649,12 +716,16 @@ impl HashStage {
         // is whole sectors (the backup-GPT wipe starts after it, see `regions::must_write`).
         let rem = run.data.len() % 512;
         if rem != 0 {
-            run.data.resize(run.data.len() + 512 - rem, 0);
+            let padded = run.data.len() + 512 - rem;
+            run.data.own().resize(padded, 0);
         }
         run.hash = xxh3_128(&run.data);
         run.image_done = self.image_done;
         run.skipped = self.skipped;
         if held {
+            let mut data = std::mem::take(run.data.own());
+            data.shrink_to_fit();
+            run.data = RunBytes::Shared(share_held(run.offset, run.hash, data));
             self.held.push(run);
             true
         } else {
@@ -689,5 +760,41 @@ impl HashStage {
             held: std::mem::take(&mut self.held),
             tail: (tail_offset, tail),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn identical_held_runs_share_one_copy_and_other_bytes_do_not() {
+        // Two boards of a fleet hold the same bootloader run.
+        let a = share_held(32768, 7, vec![1u8; 8192]);
+        let b = share_held(32768, 7, vec![1u8; 8192]);
+        assert!(Arc::ptr_eq(&a, &b));
+        // A digest that matches over other bytes does not merge them.
+        let c = share_held(32768, 7, vec![2u8; 8192]);
+        assert!(!Arc::ptr_eq(&a, &c));
+        assert_eq!(c[0], 2);
+        // Nor does the same bytes at another offset.
+        let d = share_held(65536, 7, vec![1u8; 8192]);
+        assert!(!Arc::ptr_eq(&a, &d));
+    }
+
+    #[test]
+    fn a_chunk_of_a_shared_block_reads_its_own_slice() {
+        let block = Arc::new(
+            (0..3 * CHUNK_LEN)
+                .map(|i| (i % 253) as u8)
+                .collect::<Vec<u8>>(),
+        );
+        let chunk = Chunk {
+            offset: 5 * CHUNK_LEN as u64,
+            buf: vec![0u8; 1],
+            len: CHUNK_LEN,
+            shared: Some((block.clone(), CHUNK_LEN)),
+        };
+        assert!(chunk.data() == &block[CHUNK_LEN..2 * CHUNK_LEN]);
     }
 }
