@@ -246,11 +246,18 @@ pub fn rockusb_with_stdin(root: &Path, args: &[&str], stdin: Option<&Path>) -> O
 const HANG_LIMIT: std::time::Duration = std::time::Duration::from_secs(180);
 
 pub fn text(out: &Output) -> String {
+    // stderr first and progress lines counted, not printed: a failure's reason must
+    // survive the truncation of long test logs.
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let is_progress =
+        |l: &&str| l.contains("\"event\":\"progress\"") || l.contains("\"event\":\"write-totals\"");
+    let progress = stdout.lines().filter(is_progress).count();
+    let rest: Vec<&str> = stdout.lines().filter(|l| !is_progress(l)).collect();
     format!(
-        "status {}\nstdout:\n{}\nstderr:\n{}",
+        "status {}\nstderr:\n{}\nstdout ({progress} progress lines left out):\n{}",
         out.status,
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
+        String::from_utf8_lossy(&out.stderr),
+        rest.join("\n")
     )
 }
 
