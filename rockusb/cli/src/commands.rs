@@ -35,6 +35,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man { output } => crate::man_completions::man(output.as_deref(), &out),
         Command::Image(cmd) => crate::adapt::run(cmd, &mut out),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
+        // Refused before the image is opened.
+        #[cfg(not(target_os = "linux"))]
+        Command::Flash(args) if args.to.is_some() => Err(crate::disks::flash_unsupported()),
         // A local disk needs no board.
         Command::Flash(args) if args.to.is_some() => {
             crate::flash::flash(None, cli.device.as_deref(), args, &mut out)

@@ -236,6 +236,7 @@ pub fn flash(
         None if args.full => FlashMode::Full,
         None => FlashMode::Sparse,
     };
+    #[cfg(target_os = "linux")]
     if args.to.is_some() {
         let image = crate::disks::Image {
             source,
