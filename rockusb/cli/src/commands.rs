@@ -92,6 +92,12 @@ fn list(bus: &Bus, out: &mut Output) -> Result<()> {
     if let Some(why) = bus.unavailable() {
         out.warn(&why);
     }
+    // What to do about a board that could not be opened (udev rules, WinUSB, …).
+    for board in &boards {
+        if let Some(hint) = board.probe_error.as_ref().and_then(|e| e.hint()) {
+            out.warn(&format!("{}: {hint}", board.port_path));
+        }
+    }
     out.result(&boards, || {
         if boards.is_empty() {
             "no Rockchip boards found (see `rockusb boot --help`; without hardware add \
