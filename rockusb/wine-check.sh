@@ -32,8 +32,18 @@ wineserver=$(command -v wineserver || echo /usr/lib/wine/wineserver)
 
 work=$(mktemp -d /tmp/rockusb-wine.XXXXXX)
 export WINEPREFIX=$work/prefix WINEDEBUG=-all WINEDLLOVERRIDES="mscoree,mshtml="
+mkdir "$WINEPREFIX"
+# wineserver keeps its socket in /tmp/wine-*/server-DEV-INODE (of the prefix): removed too.
+server=$(stat -c '%d %i' "$WINEPREFIX" | { read -r dev ino; printf 'server-%x-%x' "$dev" "$ino"; })
 cleanup() {
     "$wineserver" -k 2>/dev/null || true
+    "$wineserver" -w 2>/dev/null || true
+    local dir
+    for dir in /tmp/wine-*/"$server"; do
+        [ -d "$dir" ] || continue
+        rm -rf "$dir"
+        rmdir "${dir%/*}" 2>/dev/null || true
+    done
     rm -rf "$work"
 }
 trap cleanup EXIT
