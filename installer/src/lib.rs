@@ -7,22 +7,38 @@
 //! - [`profile`]: the imager profile's validation rules.
 //!
 //! Every disk offset comes from [`rockusb_images::NANOPI_M6`].
+//!
+//! The overlay itself (the installer's protocol, the disk writer, the OCI packer) is the
+//! `overlay` feature, on by default; its disk and file-mode parts build on Unix only, as the
+//! installer and the packer run on Linux (a Talos node, the imager, a build machine). The
+//! checks `rockusb image adapt` borrows ([`bootloader`], [`dtb_gate`]) build everywhere
+//! rockusb does, Windows included, and without the feature.
 
 #![forbid(unsafe_code)]
 
 pub mod board;
 pub mod bootloader;
+#[cfg(all(unix, feature = "overlay"))]
 pub mod cli;
+#[cfg(all(unix, feature = "overlay"))]
 pub mod disk;
 pub mod dtb_gate;
+#[cfg(all(unix, feature = "overlay"))]
 pub mod dtb_install;
 pub mod fdt;
+#[cfg(all(unix, feature = "overlay"))]
 pub mod gpt_guard;
+#[cfg(all(unix, feature = "overlay"))]
 pub mod install;
+#[cfg(all(unix, feature = "overlay"))]
 pub mod oci;
+#[cfg(feature = "overlay")]
 pub mod options;
+#[cfg(feature = "overlay")]
 pub mod profile;
+#[cfg(feature = "overlay")]
 pub mod protocol;
+#[cfg(feature = "overlay")]
 pub mod tar;
 
 /// An error and its causes on one line, `outer: inner: innermost`, skipping causes

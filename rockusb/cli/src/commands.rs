@@ -35,6 +35,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Man { output } => crate::man_completions::man(output.as_deref(), &out),
         Command::Image(cmd) => crate::adapt::run(cmd, &mut out),
         Command::Virtual(cmd) => virtual_command(cli.virtual_boards.as_deref(), cmd, &out),
+        // Refused before the image is opened.
+        #[cfg(not(target_os = "linux"))]
+        Command::Flash(args) if args.to.is_some() => Err(crate::disks::flash_unsupported()),
         // A local disk needs no board.
         Command::Flash(args) if args.to.is_some() => {
             crate::flash::flash(None, cli.device.as_deref(), args, &mut out)
@@ -88,6 +91,12 @@ fn list(bus: &Bus, out: &mut Output) -> Result<()> {
     let boards = bus.scan()?;
     if let Some(why) = bus.unavailable() {
         out.warn(&why);
+    }
+    // What to do about a board that could not be opened (udev rules, WinUSB, …).
+    for board in &boards {
+        if let Some(hint) = board.probe_error.as_ref().and_then(|e| e.hint()) {
+            out.warn(&format!("{}: {hint}", board.port_path));
+        }
     }
     out.result(&boards, || {
         if boards.is_empty() {

@@ -2,54 +2,54 @@
 //! flash targets. The checks and the writing are in [`rockusb::local`]; the flash itself is
 //! the board's pipeline ([`rockusb::ops::flash::flash_to`]).
 
+/// `flash --to` elsewhere than on Linux: refused before the image is opened.
 #[cfg(not(target_os = "linux"))]
-use crate::{flash::FlashArgs, output::Output};
-#[cfg(not(target_os = "linux"))]
-use anyhow::Result;
-use rockusb::ops::flash::FlashMode;
-use rockusb::source::ImageSource;
-use rockusb::source::check::IntegrityCheck;
-use rockusb_images::BoardLayout;
-
-/// The image side of a flash, checked and ready before the target is opened.
-pub struct Image {
-    pub source: ImageSource,
-    pub mode: FlashMode,
-    /// The whole-image decode running in the background, if any.
-    pub check: Option<IntegrityCheck>,
-    /// The layout `--adapt` made the image for.
-    pub adapted_for: Option<BoardLayout>,
-}
-
-#[cfg(not(target_os = "linux"))]
-pub fn flash(_: &FlashArgs, _: Option<&str>, _: Image, _: &mut Output) -> Result<()> {
-    anyhow::bail!(
-        "--to (writing a local disk) is available on Linux only; elsewhere write the image with the system's own tool, or flash the board over USB"
+pub fn flash_unsupported() -> anyhow::Error {
+    crate::platform::unsupported(
+        "flash --to",
+        "writing a local disk works on Linux only; flash the board over USB (without --to), \
+         or write the image to the card with another tool",
     )
 }
 
 #[cfg(not(target_os = "linux"))]
-pub fn list(_: &Output) -> Result<()> {
-    anyhow::bail!("`rockusb disks` is available on Linux only")
+pub fn list(_: &crate::output::Output) -> anyhow::Result<()> {
+    Err(crate::platform::unsupported(
+        "disks",
+        "it lists the local disks `flash --to` can write, which works on Linux only",
+    ))
 }
 
 #[cfg(target_os = "linux")]
-pub use linux::{flash, list};
+pub use linux::{Image, flash, list};
 
 #[cfg(target_os = "linux")]
 mod linux {
-    use super::Image;
     use crate::flash::{FlashArgs, summary};
     use crate::output::Output;
     use anyhow::{Context, Result, anyhow, bail};
     use rockusb::local::{Disk, Host, LocalDisk, Refusal, TargetKind, blockdev};
+    use rockusb::ops::flash::FlashMode;
     use rockusb::ops::flash::layout::{self, LayoutChoice, LayoutName};
     use rockusb::ops::flash::{self as flash_op, FlashOptions, FlashReport};
     use rockusb::ops::{Event, Observer};
+    use rockusb::source::ImageSource;
+    use rockusb::source::check::IntegrityCheck;
+    use rockusb_images::BoardLayout;
     use rockusb_images::NANOPI_M6;
     use rockusb_images::units::human_bytes;
     use serde::Serialize;
     use serde_json::json;
+
+    /// The image side of a flash, checked and ready before the target is opened.
+    pub struct Image {
+        pub source: ImageSource,
+        pub mode: FlashMode,
+        /// The whole-image decode running in the background, if any.
+        pub check: Option<IntegrityCheck>,
+        /// The layout `--adapt` made the image for.
+        pub adapted_for: Option<BoardLayout>,
+    }
 
     /// The result of `flash --to`: the flash report and where it went.
     #[derive(Serialize)]

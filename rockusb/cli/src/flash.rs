@@ -252,6 +252,7 @@ pub fn flash_shared(
         None if args.full => FlashMode::Full,
         None => FlashMode::Sparse,
     };
+    #[cfg(target_os = "linux")]
     if args.to.is_some() {
         let image = crate::disks::Image {
             source,

@@ -15,6 +15,7 @@ mod journal;
 mod loader_cmd;
 mod man_completions;
 mod output;
+mod platform;
 mod select;
 mod values;
 

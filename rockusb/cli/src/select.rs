@@ -53,6 +53,8 @@ NanoPi M6's Recovery key sits near the eMMC socket), then connect its USB-C OTG 
 this computer. A board with no valid bootloader enters MaskROM by itself.
 - On Linux, without udev rules the board is invisible or inaccessible to non-root users: \
 run `rockusb udev | sudo tee /etc/udev/rules.d/70-rockusb.rules` and replug.
+- On Windows, libusb needs the WinUSB driver on the board: install it with Zadig for \
+`2207:350b` (Rockchip's DriverAssistant driver is not libusb-compatible).
 - No hardware? Use the virtual NanoPi M6: add `--virtual nanopi-m6`.";
 
 /// The board the command acts on: `--device` if given, else the only one attached.

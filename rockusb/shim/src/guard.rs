@@ -36,6 +36,7 @@ pub fn transport_code(error: &TransportError) -> c_int {
         TransportError::Disconnected | TransportError::BackInMaskrom => LIBUSB_ERROR_NO_DEVICE,
         TransportError::Access => LIBUSB_ERROR_ACCESS,
         TransportError::Busy => LIBUSB_ERROR_BUSY,
+        TransportError::NoWinUsbDriver { .. } => LIBUSB_ERROR_NOT_SUPPORTED,
         TransportError::Other(_) => LIBUSB_ERROR_IO,
     }
 }

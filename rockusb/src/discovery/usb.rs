@@ -1,8 +1,8 @@
 //! The real USB bus, through libusb.
 
 use super::{Attachment, BoardInfo, BoardLister, BoardMode, BusTiming, DiscoveryError, UsbSpeed};
-use super::{ROCKCHIP_VID, probe_mode};
-use crate::transport::usb::{self as usb_transport, UsbTransport};
+use super::{ROCKCHIP_VID, probe_mode, soc_name};
+use crate::transport::usb::{self as usb_transport, HostOs, UsbTransport};
 use crate::transport::{Transport, TransportError};
 use rusb::UsbContext;
 
@@ -175,10 +175,17 @@ fn speed_of<T: UsbContext>(device: &rusb::Device<T>) -> UsbSpeed {
 }
 
 fn is_rockusb<T: UsbContext>(device: &rusb::Device<T>) -> bool {
-    device
-        .device_descriptor()
-        .is_ok_and(|d| d.vendor_id() == ROCKCHIP_VID)
-        && usb_transport::find_interface(device).is_some()
+    let Ok(desc) = device.device_descriptor() else {
+        return false;
+    };
+    desc.vendor_id() == ROCKCHIP_VID
+        && (usb_transport::find_interface(device).is_some()
+            // Windows shows no configuration of a device that has no driver bound: a
+            // Rockchip SoC's PID is listed all the same, so that opening it says which
+            // driver is missing rather than the board being invisible.
+            || (HostOs::CURRENT == HostOs::Windows
+                && soc_name(desc.product_id()).is_some()
+                && device.active_config_descriptor().is_err()))
 }
 
 /// Passes libusb's hotplug events on.

@@ -26,6 +26,13 @@ pub enum TransportError {
     Access,
     #[error("the device is busy: another program has claimed it")]
     Busy,
+    /// Windows: libusb reaches a device only through the WinUSB driver (or libusbK), and
+    /// this one has another driver or none (`usb::open_error` decides).
+    #[error(
+        "the board was found, but Windows has no WinUSB driver bound to it, so libusb cannot \
+         open it (libusb said: {cause})"
+    )]
+    NoWinUsbDriver { vid: u16, pid: u16, cause: String },
     #[error("USB error: {0}")]
     Other(String),
 }
@@ -38,13 +45,26 @@ const BUSY_HINT: &str =
 
 impl TransportError {
     /// The one place that says what the user can do about an error opening a board.
-    pub fn hint(&self) -> Option<&'static str> {
+    pub fn hint(&self) -> Option<String> {
         match self {
-            TransportError::Access => Some(UDEV_HINT),
-            TransportError::Busy => Some(BUSY_HINT),
+            TransportError::Access => Some(UDEV_HINT.into()),
+            TransportError::Busy => Some(BUSY_HINT.into()),
+            TransportError::NoWinUsbDriver { vid, pid, .. } => Some(winusb_hint(*vid, *pid)),
             _ => None,
         }
     }
+}
+
+/// What to do when Windows has no libusb-capable driver on a board.
+fn winusb_hint(vid: u16, pid: u16) -> String {
+    format!(
+        "Install the WinUSB driver for it with Zadig (https://zadig.akeo.ie): Options > List \
+         All Devices, pick the device with USB ID {vid:04X} {pid:04X} ({vid:04x}:{pid:04x}), \
+         choose WinUSB and press Install Driver (or Replace Driver), then replug the board. \
+         Rockchip's DriverAssistant driver (for RKDevTool) is not libusb-compatible: rockusb \
+         cannot use a board bound to it, so replace it with WinUSB. If WinUSB is installed \
+         already, close any other program using the board (RKDevTool, another rockusb)"
+    )
 }
 
 /// Moves bytes to and from one device.

@@ -4,6 +4,7 @@
 //! write on a slow eMMC is not cut short.
 
 use super::{Transport, TransportError};
+use crate::discovery::ROCKCHIP_VID;
 use crate::protocol::ControlSetup;
 use rusb::{Context, Device, DeviceHandle, Direction, TransferType, UsbContext};
 use std::time::Duration;
@@ -30,6 +31,45 @@ impl From<rusb::Error> for TransportError {
             rusb::Error::Busy => TransportError::Busy,
             other => TransportError::Other(other.to_string()),
         }
+    }
+}
+
+/// The system libusb runs on, where what an error means depends on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum HostOs {
+    Windows,
+    /// Linux, macOS, the BSDs: libusb opens devices through the kernel's own USB interface.
+    Other,
+}
+
+impl HostOs {
+    /// The system this build runs on.
+    pub const CURRENT: HostOs = if cfg!(windows) {
+        HostOs::Windows
+    } else {
+        HostOs::Other
+    };
+}
+
+/// What libusb's refusal to open or claim a device (`vid:pid`) means on `host`.
+///
+/// On Windows, libusb reaches a device only through a driver it can talk to (WinUSB, as
+/// Zadig installs it). A Rockchip device with no driver, or with Rockchip's own
+/// (DriverAssistant's, for RKDevTool), cannot be opened: libusb says "not supported", and
+/// for a device that is not set up at all "not found" or "access denied". That is said as
+/// [`TransportError::NoWinUsbDriver`], whose hint names Zadig and the device's USB ID.
+/// Everywhere else, and for other vendors' devices, the error keeps its usual meaning.
+pub fn open_error(error: rusb::Error, vid: u16, pid: u16, host: HostOs) -> TransportError {
+    match (host, error) {
+        (
+            HostOs::Windows,
+            rusb::Error::NotSupported | rusb::Error::NotFound | rusb::Error::Access,
+        ) if vid == ROCKCHIP_VID => TransportError::NoWinUsbDriver {
+            vid,
+            pid,
+            cause: error.to_string(),
+        },
+        _ => TransportError::from(error),
     }
 }
 
@@ -85,13 +125,27 @@ pub struct UsbTransport {
 
 impl UsbTransport {
     pub fn open(device: &Device<Context>) -> Result<Self, TransportError> {
-        let iface = find_interface(device).ok_or_else(|| {
-            TransportError::Other("the device has no rockusb interface (class ff/06/05)".into())
-        })?;
-        let handle = device.open()?;
+        let (vid, pid) = device
+            .device_descriptor()
+            .map(|d| (d.vendor_id(), d.product_id()))
+            .map_err(TransportError::from)?;
+        let refused = |e| open_error(e, vid, pid, HostOs::CURRENT);
+        let iface = match find_interface(device) {
+            Some(iface) => iface,
+            // No configuration to read: on Windows, a device with no driver bound.
+            None => match device.active_config_descriptor() {
+                Err(e) => return Err(refused(e)),
+                Ok(_) => {
+                    return Err(TransportError::Other(
+                        "the device has no rockusb interface (class ff/06/05)".into(),
+                    ));
+                }
+            },
+        };
+        let handle = device.open().map_err(refused)?;
         // Not every platform supports detaching; the claim below reports a real conflict.
         let _ = handle.set_auto_detach_kernel_driver(true);
-        handle.claim_interface(iface.interface)?;
+        handle.claim_interface(iface.interface).map_err(refused)?;
         if iface.setting != 0 {
             handle.set_alternate_setting(iface.interface, iface.setting)?;
         }
@@ -167,4 +221,76 @@ pub fn port_path<T: UsbContext>(device: &Device<T>) -> String {
     }
     let ports: Vec<String> = ports.iter().map(u8::to_string).collect();
     format!("{}-{}", device.bus_number(), ports.join("."))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_without_winusb_says_so_and_names_zadig_and_the_usb_id() {
+        for libusb in [
+            rusb::Error::NotSupported,
+            rusb::Error::NotFound,
+            rusb::Error::Access,
+        ] {
+            let error = open_error(libusb, ROCKCHIP_VID, 0x350b, HostOs::Windows);
+            assert!(
+                matches!(error, TransportError::NoWinUsbDriver { pid: 0x350b, .. }),
+                "{libusb:?}: {error:?}"
+            );
+            let message = error.to_string();
+            assert!(
+                message
+                    .contains("the board was found, but Windows has no WinUSB driver bound to it"),
+                "{message}"
+            );
+            assert!(message.contains(&libusb.to_string()), "{message}");
+            let hint = error.hint().expect("a hint");
+            for words in [
+                "Zadig",
+                "2207:350b",
+                "WinUSB",
+                "DriverAssistant driver (for RKDevTool) is not libusb-compatible",
+            ] {
+                assert!(hint.contains(words), "{words:?} missing from: {hint}");
+            }
+        }
+        // Another loader PID (RK3576) is named as it is.
+        let hint = open_error(
+            rusb::Error::NotSupported,
+            ROCKCHIP_VID,
+            0x350e,
+            HostOs::Windows,
+        )
+        .hint()
+        .unwrap();
+        assert!(hint.contains("2207:350e"), "{hint}");
+    }
+
+    #[test]
+    fn other_errors_systems_and_vendors_keep_their_meaning() {
+        // Linux and macOS: access denied is the udev rules' business.
+        let error = open_error(rusb::Error::Access, ROCKCHIP_VID, 0x350b, HostOs::Other);
+        assert_eq!(error, TransportError::Access);
+        assert!(error.hint().unwrap().contains("udev"));
+        assert!(matches!(
+            open_error(
+                rusb::Error::NotSupported,
+                ROCKCHIP_VID,
+                0x350b,
+                HostOs::Other
+            ),
+            TransportError::Other(_)
+        ));
+        // On Windows, a busy device is busy, and a device of another vendor is not a board.
+        assert_eq!(
+            open_error(rusb::Error::Busy, ROCKCHIP_VID, 0x350b, HostOs::Windows),
+            TransportError::Busy
+        );
+        assert_eq!(
+            open_error(rusb::Error::Access, 0x1d6b, 0x0002, HostOs::Windows),
+            TransportError::Access
+        );
+    }
 }

@@ -347,8 +347,10 @@ impl Journal {
         file.sync_all()?;
         drop(file);
         std::fs::rename(&tmp, &self.path)?;
+        // Makes the rename itself durable. Unix only: Windows opens no directory as a file
+        // (NTFS journals the rename itself).
+        #[cfg(unix)]
         if let Some(dir) = self.path.parent() {
-            // Makes the rename itself durable where directories can be synced.
             let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
         }
         self.last_save = Instant::now();
