@@ -12,7 +12,8 @@
 # Needs (Debian): rustc-web, libstd-rust-web-dev:arm64 (after dpkg --add-architecture arm64)
 # and gcc-aarch64-linux-gnu; see docs/talos-overlay.md. Environment: CARGO (default cargo),
 # CARGO_TARGET_DIR (default <workspace>/target), DEBIAN_RUSTC (default /usr/bin/rustc),
-# SOURCE_DATE_EPOCH (tar timestamps, default 0).
+# SOURCE_DATE_EPOCH (tar timestamps, default 0), OVERLAY_PROFILE (the Cargo profile, default
+# release; the tests use the quicker cross-check).
 set -euo pipefail
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
@@ -26,7 +27,7 @@ bootloader=
 dtbs=()
 extra=()
 
-usage() { sed -n '2,15p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
+usage() { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 2; }
 
 while [ $# -gt 0 ]; do
     case "$1" in
@@ -51,21 +52,30 @@ done
 command -v aarch64-linux-gnu-gcc >/dev/null || { echo "aarch64-linux-gnu-gcc not found: apt-get install -y gcc-aarch64-linux-gnu" >&2; exit 1; }
 
 static="-C target-feature=+crt-static"
+profile=${OVERLAY_PROFILE:-release}
 # The installers ship in the overlay image: no debug info, symbols stripped.
-export CARGO_PROFILE_RELEASE_DEBUG=false CARGO_PROFILE_RELEASE_STRIP=symbols
+profile_env=${profile^^}
+profile_env=${profile_env//-/_}
+export "CARGO_PROFILE_${profile_env}_DEBUG=false" "CARGO_PROFILE_${profile_env}_STRIP=symbols"
 
-echo "building the static x86_64 installer and packer" >&2
-RUSTFLAGS="$static" "$cargo" build --release --manifest-path "$root/Cargo.toml" \
+# Debian's rustc builds the x86_64 installer too when it has that standard library (it
+# does on an x86_64 Debian): one compiler builds the build scripts and proc macros once
+# for both targets.
+x86_rustc=${RUSTC:-rustc}
+[ -d "$("$debian_rustc" --print sysroot)/lib/rustlib/x86_64-unknown-linux-gnu/lib" ] && x86_rustc=$debian_rustc
+
+echo "building the static x86_64 installer and packer ($profile profile)" >&2
+RUSTC="$x86_rustc" RUSTFLAGS="$static" "$cargo" build --profile "$profile" --manifest-path "$root/Cargo.toml" \
     --target x86_64-unknown-linux-gnu -p nanopi-m6-installer --target-dir "$target_dir"
 
-echo "building the static aarch64 installer (Debian rustc)" >&2
+echo "building the static aarch64 installer (Debian rustc, $profile profile)" >&2
 RUSTC="$debian_rustc" CARGO_TARGET_AARCH64_UNKNOWN_LINUX_GNU_LINKER=aarch64-linux-gnu-gcc \
-RUSTFLAGS="$static" "$cargo" build --release --manifest-path "$root/Cargo.toml" \
+RUSTFLAGS="$static" "$cargo" build --profile "$profile" --manifest-path "$root/Cargo.toml" \
     --target aarch64-unknown-linux-gnu -p nanopi-m6-installer --bin nanopi-m6 --target-dir "$target_dir"
 
-"$target_dir/x86_64-unknown-linux-gnu/release/nanopi-m6-overlay" pack \
-    --installer-amd64 "$target_dir/x86_64-unknown-linux-gnu/release/nanopi-m6" \
-    --installer-arm64 "$target_dir/aarch64-unknown-linux-gnu/release/nanopi-m6" \
+"$target_dir/x86_64-unknown-linux-gnu/$profile/nanopi-m6-overlay" pack \
+    --installer-amd64 "$target_dir/x86_64-unknown-linux-gnu/$profile/nanopi-m6" \
+    --installer-arm64 "$target_dir/aarch64-unknown-linux-gnu/$profile/nanopi-m6" \
     --bootloader "$bootloader" "${dtbs[@]}" \
     --profile "$here/profiles/nanopi-m6.yaml" \
     --output "$output" --tag "$tag" ${extra[@]+"${extra[@]}"}

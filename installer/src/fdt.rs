@@ -417,7 +417,12 @@ mod tests {
         push(&mut structure, FDT_END_NODE);
         push(&mut structure, FDT_END_NODE);
         push(&mut structure, FDT_END);
+        dtb_blob(&structure, &strings)
+    }
 
+    /// A version-17 DTB of a structure block and a strings block: the header, an empty
+    /// memory reservation map, then the two blocks.
+    fn dtb_blob(structure: &[u8], strings: &[u8]) -> Vec<u8> {
         let header_len = 40u32;
         let rsvmap_len = 16u32;
         let off_struct = header_len + rsvmap_len;
@@ -439,8 +444,8 @@ mod tests {
             blob.extend_from_slice(&v.to_be_bytes());
         }
         blob.extend_from_slice(&[0u8; 16]);
-        blob.extend_from_slice(&structure);
-        blob.extend_from_slice(&strings);
+        blob.extend_from_slice(structure);
+        blob.extend_from_slice(strings);
         blob
     }
 
@@ -476,27 +481,7 @@ mod tests {
         }
         push(&mut structure, FDT_END_NODE);
         push(&mut structure, FDT_END);
-        let off_struct = 40u32 + 16;
-        let off_strings = off_struct + structure.len() as u32;
-        let total = off_strings + strings.len() as u32;
-        let mut blob = Vec::new();
-        for v in [
-            FDT_MAGIC,
-            total,
-            off_struct,
-            off_strings,
-            40,
-            17,
-            16,
-            0,
-            strings.len() as u32,
-            structure.len() as u32,
-        ] {
-            blob.extend_from_slice(&v.to_be_bytes());
-        }
-        blob.extend_from_slice(&[0u8; 16]);
-        blob.extend_from_slice(&structure);
-        blob.extend_from_slice(&strings);
+        let blob = dtb_blob(&structure, &strings);
 
         let fdt = Fdt::parse(&blob).unwrap();
         let named = |index: Option<usize>| index.map(|i| fdt.path_of(i));

@@ -16,6 +16,8 @@ use std::process::Command;
 use std::sync::OnceLock;
 
 const AARCH64_STD: &str = "/usr/lib/rustlib/aarch64-unknown-linux-gnu/lib";
+/// The workspace's quick profile for binaries checked end to end (opt-level 0).
+const PROFILE: &str = "cross-check";
 
 struct Built {
     amd64: PathBuf,
@@ -87,13 +89,17 @@ fn build(testdata: &Path) -> Built {
             .env("CARGO", cargo)
             .env("CARGO_TARGET_DIR", &target_dir)
             .env("SOURCE_DATE_EPOCH", "0")
+            // Built as quickly as possible: the tests check what the binaries do, not speed.
+            .env("OVERLAY_PROFILE", PROFILE)
             .env_remove("RUSTFLAGS")
             .env_remove("RUSTC"),
     );
-    let amd64 = target_dir.join("x86_64-unknown-linux-gnu/release/nanopi-m6");
-    let arm64 = target_dir.join("aarch64-unknown-linux-gnu/release/nanopi-m6");
+    let amd64 = target_dir.join(format!("x86_64-unknown-linux-gnu/{PROFILE}/nanopi-m6"));
+    let arm64 = target_dir.join(format!("aarch64-unknown-linux-gnu/{PROFILE}/nanopi-m6"));
     // The other two formats from the same static binaries, with the packer just built.
-    let packer = target_dir.join("x86_64-unknown-linux-gnu/release/nanopi-m6-overlay");
+    let packer = target_dir.join(format!(
+        "x86_64-unknown-linux-gnu/{PROFILE}/nanopi-m6-overlay"
+    ));
     let overlay_dir = work.path().join("overlay-oci");
     let tree_tar_arm64 = work.path().join("overlay-tree-arm64.tar");
     for (format, output) in [("oci-dir", &overlay_dir), ("tree-tar", &tree_tar_arm64)] {
@@ -115,7 +121,9 @@ fn build(testdata: &Path) -> Built {
             .args(["--tag", "test", "--format", format])
             .arg("--output")
             .arg(output)
-            .env("SOURCE_DATE_EPOCH", "0");
+            .env("SOURCE_DATE_EPOCH", "0")
+            // Built as quickly as possible: the tests check what the binaries do, not speed.
+            .env("OVERLAY_PROFILE", PROFILE);
         if format == "tree-tar" {
             command.args(["--arch", "arm64"]);
         }

@@ -410,7 +410,7 @@ fn pipeline_only(xz: &Path) -> (u64, u64) {
     let mut source = ImageSource::open(xz).unwrap();
     let blocks = source.xz_blocks.take();
     let (input, spec) = source.into_parts();
-    let (decoded, pool, _threads) = pipeline::start_decode(input, spec, blocks, 0);
+    let feed = pipeline::start_decode(input, spec, blocks, 0);
     let must_write = vec![rockusb_images::ByteRange::new(
         0,
         NANOPI_M6.must_write_prefix,
@@ -424,15 +424,15 @@ fn pipeline_only(xz: &Path) -> (u64, u64) {
     let (rx, recycler, _more) = pipeline::start_plan_hash(
         Vec::new(),
         None,
-        decoded,
-        pool,
+        feed.decoded,
+        feed.chunk_pool,
         PlanHashConfig {
             planner,
             bmap: None,
             held_len: NANOPI_M6.must_write_prefix,
             run_max,
-            run_pool: rockusb::ops::flash::RUN_BUDGET / run_max,
-            surplus_chunks: 0,
+            run_pool: feed.buffering.run_budget / run_max,
+            surplus_chunks: feed.buffering.surplus_chunks,
         },
     );
     let mut written = 0u64;

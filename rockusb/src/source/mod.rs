@@ -10,6 +10,8 @@ pub mod check;
 pub mod decode;
 pub mod shared;
 pub mod sniff;
+#[cfg(test)]
+mod test_images;
 pub mod xz_blocks;
 pub mod xz_index;
 

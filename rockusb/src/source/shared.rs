@@ -12,13 +12,14 @@
 //! where it needs it.
 
 use super::xz_blocks::{ParallelBlocks, Piece, XzBlocks, decode_block};
-use crate::ops::flash::pipeline::{CHUNK_LEN, Chunk, Decoded, StreamFailure, TAIL_CHUNKS};
+use crate::ops::flash::pipeline::{
+    Buffering, CHUNK_LEN, Chunk, Decoded, Feed, StreamFailure, TAIL_CHUNKS,
+};
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::io;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
-use std::thread::JoinHandle;
 
 /// Blocks holding data the window keeps (1 MiB each for Talos images); all-zero blocks
 /// travel as lengths and cost nothing, so a window spans far more of a mostly empty image.
@@ -205,7 +206,7 @@ impl Subscription {
     /// Starts feeding this board's pipeline: the decoded-chunk receiver, the chunk pool's
     /// return path and the thread, as [`crate::ops::flash::pipeline::start_decode`] gives
     /// them (`keep`: bytes the caller holds before planning, as there).
-    pub fn start(self, keep: u64) -> (Receiver<Decoded>, SyncSender<Vec<u8>>, Vec<JoinHandle<()>>) {
+    pub fn start(self, keep: u64) -> Feed {
         // Chunks are the window's own blocks, not copies: the pool holds tokens that
         // bound how many chunks past the leading `keep` bytes the board has in hand (those
         // it holds until its planning starts take none), and the caller frees none.
@@ -215,7 +216,12 @@ impl Subscription {
         }
         let (out_tx, out_rx) = sync_channel::<Decoded>(BOARD_QUEUE);
         let thread = std::thread::spawn(move || self.feed(keep, pool_rx, out_tx));
-        (out_rx, pool_tx, vec![thread])
+        Feed {
+            decoded: out_rx,
+            chunk_pool: pool_tx,
+            threads: vec![thread],
+            buffering: Buffering::shared_decoder(),
+        }
     }
 
     /// Cuts the image's blocks into chunks for the board, in order.
@@ -427,28 +433,10 @@ fn decode(inner: &Inner, generation: u64, from: usize) {
 mod tests {
     use super::*;
     use crate::source::ImageSource;
-    use std::io::Write;
 
     /// A 40 MiB .xz of 1 MiB blocks, every third block holding data.
     fn sample(dir: &std::path::Path) -> (Vec<u8>, std::path::PathBuf) {
-        let mib = CHUNK_LEN;
-        let mut image = vec![0u8; 40 * mib];
-        for (i, b) in image.iter_mut().enumerate() {
-            if (i / mib) % 3 == 0 {
-                *b = (i % 251) as u8 | 1;
-            }
-        }
-        let stream = liblzma::stream::MtStreamBuilder::new()
-            .threads(2)
-            .preset(0)
-            .block_size(mib as u64)
-            .encoder()
-            .unwrap();
-        let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-        enc.write_all(&image).unwrap();
-        let path = dir.join("s.raw.xz");
-        std::fs::write(&path, enc.finish().unwrap()).unwrap();
-        (image, path)
+        crate::source::test_images::blocky_xz(dir, "s.raw.xz", 40 * CHUNK_LEN, |b| b % 3 == 0)
     }
 
     /// Everything a board receives from image byte `from` on, reassembled.
@@ -484,7 +472,7 @@ mod tests {
         let feeds: Vec<_> = (0..2).map(|_| shared.subscribe().start(0)).collect();
         let got: Vec<Vec<u8>> = feeds
             .into_iter()
-            .map(|(rx, pool, _)| std::thread::spawn(move || collect(rx, pool, 0)))
+            .map(|f| std::thread::spawn(move || collect(f.decoded, f.chunk_pool, 0)))
             .collect::<Vec<_>>()
             .into_iter()
             .map(|t| t.join().unwrap())
@@ -498,7 +486,8 @@ mod tests {
         // reads 30 MiB alone; the late one then decodes what fell out of the window on its
         // own, and takes the rest from the window.
         let shared = SharedImage::new(source.xz_blocks.clone().unwrap(), 4);
-        let (fast_rx, fast_pool, _) = shared.subscribe().start(0);
+        let fast = shared.subscribe().start(0);
+        let (fast_rx, fast_pool) = (fast.decoded, fast.chunk_pool);
         let late = shared.subscribe();
         let mut fast_out = Vec::new();
         while fast_out.len() < 30 * CHUNK_LEN {
@@ -513,8 +502,8 @@ mod tests {
                 _ => panic!("the image ended early"),
             }
         }
-        let (late_rx, late_pool, _) = late.start(0);
-        let late = std::thread::spawn(move || collect(late_rx, late_pool, 0));
+        let late = late.start(0);
+        let late = std::thread::spawn(move || collect(late.decoded, late.chunk_pool, 0));
         assert_eq!(late.join().unwrap(), image);
         let from = fast_out.len() as u64;
         fast_out.extend(collect(fast_rx, fast_pool, from));

@@ -439,29 +439,11 @@ fn worker(shared: &Shared) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::io::Write;
 
     /// An .xz file of 1 MiB blocks: data, zeros, data, zeros × 6, data (short).
     fn sample(dir: &std::path::Path) -> (Vec<u8>, std::path::PathBuf) {
-        let mib = UNIT as usize;
-        let mut image = vec![0u8; 10 * mib + 1000];
-        for (i, b) in image.iter_mut().enumerate() {
-            let block = i / mib;
-            if block == 0 || block == 2 || block == 10 {
-                *b = (i % 251) as u8 | 1;
-            }
-        }
-        let stream = liblzma::stream::MtStreamBuilder::new()
-            .threads(2)
-            .preset(0)
-            .block_size(UNIT)
-            .encoder()
-            .unwrap();
-        let mut enc = liblzma::write::XzEncoder::new_stream(Vec::new(), stream);
-        enc.write_all(&image).unwrap();
-        let path = dir.join("s.xz");
-        std::fs::write(&path, enc.finish().unwrap()).unwrap();
-        (image, path)
+        let len = 10 * UNIT as usize + 1000;
+        crate::source::test_images::blocky_xz(dir, "s.xz", len, |b| matches!(b, 0 | 2 | 10))
     }
 
     fn blocks_of(path: &std::path::Path) -> XzBlocks {

@@ -92,6 +92,7 @@ enum Wake {
 const WATCHED_RESCAN: Duration = Duration::from_secs(2);
 
 /// Sets `stop` and wakes the loop on SIGINT or SIGTERM.
+#[cfg(unix)]
 fn on_stop_signal(stop: Arc<AtomicBool>, wake: Sender<Wake>) -> Result<()> {
     use signal_hook::consts::{SIGINT, SIGTERM};
     let mut signals = signal_hook::iterator::Signals::new([SIGINT, SIGTERM])
@@ -101,6 +102,26 @@ fn on_stop_signal(stop: Arc<AtomicBool>, wake: Sender<Wake>) -> Result<()> {
             stop.store(true, Ordering::SeqCst);
             let _ = wake.send(Wake::Stop);
         }
+    });
+    Ok(())
+}
+
+/// Sets `stop` and wakes the loop on Ctrl-C (SIGINT through the C runtime) or SIGTERM.
+/// signal-hook's iterator is Unix only, so a thread watches the flag its handler sets.
+#[cfg(windows)]
+fn on_stop_signal(stop: Arc<AtomicBool>, wake: Sender<Wake>) -> Result<()> {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [SIGINT, SIGTERM] {
+        signal_hook::flag::register(signal, signalled.clone())
+            .context("cannot catch Ctrl-C to stop the station cleanly")?;
+    }
+    std::thread::spawn(move || {
+        while !signalled.load(Ordering::SeqCst) {
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        stop.store(true, Ordering::SeqCst);
+        let _ = wake.send(Wake::Stop);
     });
     Ok(())
 }

@@ -43,7 +43,7 @@ use crate::ops::{Event, Observer, Phase};
 use crate::protocol::StorageKind;
 use crate::source::{Format, ImageAt, ImageSource};
 use crate::transport::Transport;
-use pipeline::{Chunk, Decoded, PlanHashConfig, StreamEnd, StreamFailure};
+use pipeline::{Chunk, Decoded, Feed, PlanHashConfig, StreamEnd, StreamFailure};
 use rockusb_images::bmap::{Bmap, RangeVerifier};
 use rockusb_images::gpt::{GptReadOptions, GptReport};
 use rockusb_images::plan::{PlanConfig, Planner};
@@ -354,14 +354,13 @@ fn run<S: Sectors>(
     let xz_blocks = source.xz_blocks.take();
     let random_xz = xz_blocks.clone();
     let shared = source.shared.take();
-    let shared_decoder = shared.is_some();
-    let (run_budget, run_cap) = if shared_decoder {
-        (SHARED_RUN_BUDGET, SHARED_RUN_MAX)
-    } else {
-        (RUN_BUDGET, usize::MAX)
-    };
     let (input, spec) = source.into_parts();
-    let (decoded, chunk_pool, mut threads) = match shared {
+    let Feed {
+        decoded,
+        chunk_pool,
+        mut threads,
+        buffering,
+    } = match shared {
         // Several boards, one decoder (crate::source::shared).
         Some(subscription) => subscription.start(held_len),
         None => pipeline::start_decode(input, spec, xz_blocks, held_len),
@@ -390,7 +389,7 @@ fn run<S: Sectors>(
     let planner = Planner::new(plan_config)
         .map_err(|e| FlashError::Stream(format!("internal planning error: {e}")))?;
 
-    let run_max = io.command_bytes().min(run_cap);
+    let run_max = io.command_bytes().min(buffering.run_cap);
     let (to_writer, recycler, more) = pipeline::start_plan_hash(
         prefix.chunks,
         prefix.ended,
@@ -401,13 +400,8 @@ fn run<S: Sectors>(
             bmap: bmap_verifier,
             held_len,
             run_max,
-            run_pool: (run_budget / run_max).max(2),
-            // A shared decoder lends the leading chunks without pool buffers.
-            surplus_chunks: if shared_decoder {
-                0
-            } else {
-                pipeline::extra_buffers(held_len)
-            },
+            run_pool: (buffering.run_budget / run_max).max(2),
+            surplus_chunks: buffering.surplus_chunks,
         },
     );
     threads.extend(more);

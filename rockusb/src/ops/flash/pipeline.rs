@@ -214,16 +214,65 @@ pub fn extra_buffers(keep: u64) -> usize {
     keep.div_ceil(CHUNK_LEN as u64) as usize
 }
 
+/// How much a board's pipeline buffers between its decoder and its writer; chosen by
+/// whoever starts the decoder, which knows what it buffers itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Buffering {
+    /// Bytes of runs on their way to the writer.
+    pub run_budget: usize,
+    /// The largest run built (and read back at once), below the command's own limit.
+    pub run_cap: usize,
+    /// Chunk buffers the decoder's pool holds for the bytes kept before planning.
+    pub surplus_chunks: usize,
+}
+
+impl Buffering {
+    /// A board with a decoder of its own, holding `keep` bytes before planning.
+    pub fn own_decoder(keep: u64) -> Self {
+        Buffering {
+            run_budget: super::RUN_BUDGET,
+            run_cap: usize::MAX,
+            surplus_chunks: extra_buffers(keep),
+        }
+    }
+
+    /// A board fed by a decoder several boards share ([`crate::source::shared`]): its
+    /// window already buffers decoded blocks for every board, and lends the leading
+    /// chunks without pool buffers.
+    pub fn shared_decoder() -> Self {
+        Buffering {
+            run_budget: super::SHARED_RUN_BUDGET,
+            run_cap: super::SHARED_RUN_MAX,
+            surplus_chunks: 0,
+        }
+    }
+}
+
+/// A started decoder, as a board's pipeline takes it.
+pub struct Feed {
+    /// Decoded chunks, in image order.
+    pub decoded: Receiver<Decoded>,
+    /// Where the chunks' buffers go back.
+    pub chunk_pool: SyncSender<Vec<u8>>,
+    pub threads: Vec<JoinHandle<()>>,
+    pub buffering: Buffering,
+}
+
 /// Starts read + decode for `input`. `keep` is how many bytes the caller will receive
 /// and hold before it starts planning (the pool gets room for them on top of
 /// [`CHUNK_POOL`], or the decoder would wait for buffers the caller never returns).
-/// Returns the decoded-chunk receiver, the chunk pool's return path and the threads.
 pub fn start_decode(
     input: Box<dyn Read + Send>,
     spec: crate::source::decode::DecoderSpec,
     xz_blocks: Option<XzBlocks>,
     keep: u64,
-) -> (Receiver<Decoded>, SyncSender<Vec<u8>>, Vec<JoinHandle<()>>) {
+) -> Feed {
+    let feed = |decoded, chunk_pool, threads| Feed {
+        decoded,
+        chunk_pool,
+        threads,
+        buffering: Buffering::own_decoder(keep),
+    };
     let buffers = CHUNK_POOL + extra_buffers(keep);
     let (pool_tx, pool_rx) = sync_channel::<Vec<u8>>(buffers);
     for _ in 0..buffers {
@@ -236,7 +285,7 @@ pub fn start_decode(
         threads.push(std::thread::spawn(move || {
             block_decode_stage(blocks, pool_rx, out_tx)
         }));
-        return (out_rx, pool_tx, threads);
+        return feed(out_rx, pool_tx, threads);
     }
     let reader: Box<dyn Read + Send> = if spec.format == crate::source::Format::Raw {
         input
@@ -252,7 +301,7 @@ pub fn start_decode(
     threads.push(std::thread::spawn(move || {
         decode_stage(reader, spec, pool_rx, out_tx)
     }));
-    (out_rx, pool_tx, threads)
+    feed(out_rx, pool_tx, threads)
 }
 
 fn read_stage(mut input: Box<dyn Read + Send>, out: SyncSender<io::Result<Vec<u8>>>) {
