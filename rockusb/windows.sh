@@ -9,7 +9,7 @@
 # (`rustup target add x86_64-pc-windows-gnu`), else with Debian's rustc-web, building the
 # standard library from rust-web-src (-Zbuild-std). Either way it needs
 # gcc-mingw-w64-x86-64 and zip; the check needs wine, gdisk, xz-utils and unzip.
-# RELEASE_PROFILE=cross-check builds quickly at opt-level 0 (as CI does, .ci/windows); the
+# RELEASE_PROFILE=cross-check builds quickly at opt-level 0 (as CI does, .ci/run); the
 # default `release` profile is for publishing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
