@@ -25,7 +25,10 @@ pub use rockusb_testkit::{RK3588_LOADER, testdata_file};
 ///
 /// `cargo test --workspace` compiles the shim crate's unit tests but not necessarily its
 /// cdylib, so the library is built here with the same cargo, target folder and profile
-/// the tests were built with; cargo makes that a no-op when it is up to date.
+/// the tests were built with; cargo makes that a no-op when it is up to date. Every
+/// workspace library is named so that features unify as in `cargo test --workspace` and
+/// the tests' own builds of the dependencies are reused (the shim alone would unify them
+/// differently and rebuild most of the tree).
 pub fn shim_library() -> PathBuf {
     static LIBRARY: OnceLock<PathBuf> = OnceLock::new();
     LIBRARY.get_or_init(build_shim).clone()
@@ -47,13 +50,7 @@ fn build_shim() -> PathBuf {
     let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
     let mut cmd = Command::new(env!("CARGO"));
     cmd.current_dir(&workspace)
-        .args([
-            "build",
-            "--quiet",
-            "-p",
-            "rockusb-libusb-shim",
-            "--target-dir",
-        ])
+        .args(["build", "--quiet", "--workspace", "--lib", "--target-dir"])
         .arg(target_dir);
     match profile {
         "debug" => {}
