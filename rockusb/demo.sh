@@ -41,21 +41,12 @@ else
     run loader standin -o "$loader"
 fi
 
-# A 256 MiB Talos-shaped image: GPT entries at LBA 2 + 20480 and EFI/BIOS/BOOT/META as the
-# Talos imager lays them out, an ID block at sector 64, some data in EFI and BOOT, then
-# compressed the way Talos does (xz -0 -T0).
+# A 256 MiB Talos-shaped image (EFI 64 MiB with 8 MiB of data, BOOT 160 MiB with 24 MiB of
+# data from 80 MiB), compressed the way Talos does.
+. rockusb/talos-shaped-image.sh
 image=$work/talos-demo.raw
 say "build a Talos-shaped image (sgdisk, xz -0 -T0)"
-truncate -s 256M "$image"
-sgdisk --move-main-table=20482 \
-    -n 1:22528:+64M -t 1:EF00 -c 1:EFI \
-    -n 2:0:+1M -t 2:EF02 -c 2:BIOS -A 2:set:2 \
-    -n 3:0:+160M -t 3:8300 -c 3:BOOT \
-    -n 4:0:+1M -t 4:8300 -c 4:META "$image" >/dev/null
-{ printf 'RKNS'; head -c 200000 /dev/urandom; } | dd of="$image" bs=512 seek=64 conv=notrunc status=none
-head -c $((8 << 20)) /dev/urandom | dd of="$image" bs=1M seek=11 conv=notrunc status=none
-head -c $((24 << 20)) /dev/urandom | dd of="$image" bs=1M seek=80 conv=notrunc status=none
-xz -0 -T0 -k "$image"
+talos_shaped_image "$image" 256 64 160 8 80 24
 ls -l "$image" "$image.xz"
 
 run list

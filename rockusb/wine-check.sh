@@ -171,21 +171,12 @@ say "info"
 run info
 expect "chip:       RK3588" "flash id:   EMMC" "67108864 sectors (32.00 GiB)" "storage:    emmc"
 
-# A 40 MiB Talos-shaped image, as demo.sh builds its 256 MiB one: GPT entries at LBA 2 +
-# 20480, EFI/BIOS/BOOT/META as the Talos imager lays them out, an ID block at sector 64,
-# random data in EFI and BOOT, compressed as Talos does (xz -0 -T0).
+# A 40 MiB Talos-shaped image, built as demo.sh builds its 256 MiB one (EFI 8 MiB with 4 MiB
+# of data, BOOT 16 MiB with 8 MiB of data from 21 MiB).
+. rockusb/talos-shaped-image.sh
 say "flash a Talos-shaped .raw.xz (40 MiB) with read-back verify"
 image=$work/files/talos-nanopi-m6.raw
-truncate -s 40M "$image"
-sgdisk --move-main-table=20482 \
-    -n 1:22528:+8M -t 1:EF00 -c 1:EFI \
-    -n 2:0:+1M -t 2:EF02 -c 2:BIOS -A 2:set:2 \
-    -n 3:0:+16M -t 3:8300 -c 3:BOOT \
-    -n 4:0:+1M -t 4:8300 -c 4:META "$image" >/dev/null
-{ printf 'RKNS'; head -c 200000 /dev/urandom; } | dd of="$image" bs=512 seek=64 conv=notrunc status=none
-head -c $((4 << 20)) /dev/urandom | dd of="$image" bs=1M seek=11 conv=notrunc status=none
-head -c $((8 << 20)) /dev/urandom | dd of="$image" bs=1M seek=21 conv=notrunc status=none
-xz -0 -T0 -k "$image"
+talos_shaped_image "$image" 40 8 16 4 21 8
 run flash "$(winpath "$image.xz")"
 expect "flashed $(winpath "$image.xz") (40.0 MiB) onto the emmc" "by reading back" \
     "partition 3 BOOT"
