@@ -8,7 +8,7 @@
 //! block on every core; gzip, zstd and single-block `.xz` files are decoded in one pass;
 //! a raw file has nothing to decode, and standard input cannot be read twice.
 
-use super::xz_blocks::{XzBlocks, decode_block};
+use super::xz_blocks::{BlockDecoder, XzBlocks};
 use super::{Format, ImageSource, SourceError};
 use std::io;
 use std::path::Path;
@@ -157,14 +157,14 @@ fn decode_blocks(blocks: &XzBlocks) -> io::Result<u64> {
         let workers: Vec<_> = (0..threads)
             .map(|_| {
                 scope.spawn(|| -> io::Result<u64> {
-                    let mut out = Vec::new();
+                    let (mut out, mut decoder) = (Vec::new(), BlockDecoder::new());
                     let mut bytes = 0u64;
                     loop {
                         let i = next.fetch_add(1, Ordering::Relaxed);
                         let Some(block) = blocks.blocks.get(i) else {
                             return Ok(bytes);
                         };
-                        decode_block(&blocks.file, block, &mut out).map_err(|e| {
+                        decoder.decode(&blocks.file, block, &mut out).map_err(|e| {
                             // Stop the other workers early: the answer is known.
                             next.store(usize::MAX / 2, Ordering::Relaxed);
                             io::Error::new(

@@ -6,6 +6,7 @@
 //! exact image size and proves the file is not truncated.
 
 pub mod adapted;
+pub mod block_pool;
 pub mod check;
 pub mod decode;
 pub mod shared;

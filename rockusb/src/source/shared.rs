@@ -4,14 +4,18 @@
 //! [`super::xz_blocks`]) is decoded once, in order, into a bounded window of the most
 //! recent blocks; every board's flash takes its blocks from the window and copies them into
 //! its own pipeline ([`Subscription::start`] gives what [`crate::ops::flash::pipeline::start_decode`]
-//! gives a lone board). The decoder holds at most [`WINDOW_DATA_BLOCKS`] blocks with data
-//! ahead of the board furthest along, so memory stays bounded; a board that falls behind the window
-//! does not hold the others back: it decodes the blocks it missed on its own, straight
-//! from the xz block index, and takes from the window again once it is back inside it.
+//! gives a lone board). The decoder runs [`WINDOW_AHEAD`] blocks with data ahead of the board
+//! furthest along, and the window keeps a block until every board inside it has taken it,
+//! but never more than [`WINDOW_DATA_BLOCKS`] blocks with data, so memory stays bounded by
+//! the boards' spread rather than by a fixed read-ahead. A board that falls behind the
+//! window does not hold the others back: it decodes the blocks it missed on its own,
+//! straight from the xz block index, and takes from the window again once it is back
+//! inside it.
 //! A board arriving when nobody else is inside the window restarts the shared decoder
 //! where it needs it.
 
-use super::xz_blocks::{ParallelBlocks, Piece, XzBlocks, decode_block};
+use super::block_pool::{BlockPool, PooledBlock};
+use super::xz_blocks::{BlockDecoder, ParallelBlocks, Piece, XzBlocks};
 use crate::ops::flash::pipeline::{
     Buffering, CHUNK_LEN, Chunk, Decoded, Feed, StreamFailure, TAIL_CHUNKS,
 };
@@ -21,9 +25,15 @@ use std::io;
 use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 
-/// Blocks holding data the window keeps (1 MiB each for Talos images); all-zero blocks
-/// travel as lengths and cost nothing, so a window spans far more of a mostly empty image.
+/// Blocks holding data the window keeps at most (1 MiB each for Talos images); all-zero
+/// blocks travel as lengths and cost nothing, so a window spans far more of a mostly empty
+/// image. Boards on links of one speed stay within a few blocks of each other; this bounds
+/// what a straggler can pin before it is left to decode alone.
 pub const WINDOW_DATA_BLOCKS: usize = 32;
+/// Blocks holding data the decoder keeps ready ahead of the board furthest along: enough
+/// to ride out a scheduling hiccup of the decoder (a block decodes several times faster
+/// than a USB 2.0 link writes it), not a read-ahead the boards need.
+pub const WINDOW_AHEAD: usize = 8;
 /// Blocks of any kind the window keeps at most.
 const WINDOW_MAX_BLOCKS: usize = 4096;
 /// Blocks with data the shared decoder's workers may hold ahead of the window.
@@ -52,7 +62,7 @@ pub struct SharedStats {
 #[derive(Clone)]
 enum Block {
     Zero(u64),
-    Data(Arc<Vec<u8>>),
+    Data(Arc<PooledBlock>),
 }
 
 struct Window {
@@ -86,6 +96,25 @@ impl Window {
             .count()
     }
 
+    /// Drops blocks from the front that every board has taken, and the oldest ones beyond
+    /// `cap` blocks with data (a straggler then decodes those alone). A board behind the
+    /// window keeps what is there for when it gets back: one that started a moment after
+    /// the others decodes only the blocks it missed before it came, then joins them.
+    fn trim(&mut self, cap: usize) {
+        let needed_from = self.cursors.values().copied().min().unwrap_or(usize::MAX);
+        while let Some(front) = self.blocks.front() {
+            let unneeded = self.base < needed_from;
+            if !(unneeded || self.data_blocks > cap || self.blocks.len() > WINDOW_MAX_BLOCKS) {
+                break;
+            }
+            if let Block::Data(_) = front {
+                self.data_blocks -= 1;
+            }
+            self.blocks.pop_front();
+            self.base += 1;
+        }
+    }
+
     fn clear(&mut self, base: usize) {
         self.blocks.clear();
         self.data_blocks = 0;
@@ -95,7 +124,12 @@ impl Window {
 
 struct Inner {
     source: XzBlocks,
+    /// Blocks with data the window keeps at most.
     window: usize,
+    /// Blocks with data decoded ahead of the board furthest along.
+    ahead: usize,
+    /// Buffers of blocks every board is done with, for the next ones decoded.
+    buffers: Arc<BlockPool>,
     state: Mutex<Window>,
     changed: Condvar,
 }
@@ -122,12 +156,16 @@ enum Got {
 }
 
 impl SharedImage {
-    /// Shares the decoding of these blocks, with a window of `window` blocks holding data.
+    /// Shares the decoding of these blocks, with a window of at most `window` blocks
+    /// holding data, of which up to [`WINDOW_AHEAD`] are decoded ahead of the leading board.
     pub fn new(source: XzBlocks, window: usize) -> Self {
+        let window = window.max(1);
         SharedImage {
             inner: Arc::new(Inner {
                 source,
-                window: window.max(1),
+                window,
+                ahead: WINDOW_AHEAD.min(window),
+                buffers: BlockPool::new(WINDOW_AHEAD + KEEP_AHEAD),
                 state: Mutex::new(Window {
                     blocks: VecDeque::new(),
                     data_blocks: 0,
@@ -228,12 +266,15 @@ impl Subscription {
     fn feed(self, keep: u64, pool: Receiver<Vec<u8>>, out: SyncSender<Decoded>) {
         let count = self.inner.source.blocks.len();
         let mut offset = 0u64;
-        let mut scratch = Vec::new();
+        let (mut scratch, mut decoder) = (Vec::new(), BlockDecoder::new());
         for i in 0..count {
             let block = match self.get(i) {
                 Got::Block(block) => block,
                 Got::Alone => {
-                    let result = decode_block(
+                    if scratch.capacity() == 0 {
+                        scratch = self.inner.buffers.take();
+                    }
+                    let result = decoder.decode(
                         &self.inner.source.file,
                         &self.inner.source.blocks[i],
                         &mut scratch,
@@ -243,7 +284,10 @@ impl Subscription {
                         Ok(()) if rockusb_images::zero::is_zero(&scratch) => {
                             Block::Zero(scratch.len() as u64)
                         }
-                        Ok(()) => Block::Data(Arc::new(std::mem::take(&mut scratch))),
+                        Ok(()) => Block::Data(Arc::new(PooledBlock::new(
+                            std::mem::take(&mut scratch),
+                            &self.inner.buffers,
+                        ))),
                         Err(error) => {
                             let _ =
                                 out.send(Decoded::Failed(StreamFailure::Decode { offset, error }));
@@ -261,7 +305,10 @@ impl Subscription {
             if !send_block(&block, &mut offset, keep, &pool, &out) {
                 return;
             }
-            self.inner.lock().cursors.insert(self.id, i + 1);
+            let mut state = self.inner.lock();
+            state.cursors.insert(self.id, i + 1);
+            state.trim(self.inner.window);
+            drop(state);
             self.inner.changed.notify_all();
         }
         let _ = out.send(Decoded::End { len: offset });
@@ -371,11 +418,17 @@ fn spawn_decoder(inner: &Arc<Inner>, state: &mut Window) {
     std::thread::spawn(move || decode(&inner, generation, from));
 }
 
-/// The shared decoder: blocks in order into the window, at most a window ahead of the
-/// board furthest along.
+/// The shared decoder: blocks in order into the window, up to [`WINDOW_AHEAD`] blocks with
+/// data ahead of the board furthest along.
 fn decode(inner: &Inner, generation: u64, from: usize) {
     let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-    let mut blocks = ParallelBlocks::start_at(inner.source.clone(), from, threads, KEEP_AHEAD);
+    let mut blocks = ParallelBlocks::start_at(
+        inner.source.clone(),
+        from,
+        threads,
+        KEEP_AHEAD,
+        inner.buffers.clone(),
+    );
     let stop = |state: &mut Window| {
         if state.generation == generation {
             state.producing = false;
@@ -393,7 +446,7 @@ fn decode(inner: &Inner, generation: u64, from: usize) {
                 match leader {
                     // Nobody left to decode for.
                     None => return stop(&mut state),
-                    Some(leader) if state.data_from(leader) < inner.window => break,
+                    Some(leader) if state.data_from(leader) < inner.ahead => break,
                     Some(_) => {}
                 }
                 state = inner.changed.wait(state).unwrap_or_else(|e| e.into_inner());
@@ -418,12 +471,7 @@ fn decode(inner: &Inner, generation: u64, from: usize) {
         }
         state.blocks.push_back(block);
         state.stats.decoded += 1;
-        while state.data_blocks > inner.window || state.blocks.len() > WINDOW_MAX_BLOCKS {
-            if let Some(Block::Data(_)) = state.blocks.pop_front() {
-                state.data_blocks -= 1;
-            }
-            state.base += 1;
-        }
+        state.trim(inner.window);
         drop(state);
         inner.changed.notify_all();
     }
@@ -510,6 +558,95 @@ mod tests {
         assert_eq!(fast_out, image);
         let stats = shared.stats();
         assert!(stats.redecoded > 0, "{stats:?}");
+        assert_eq!(stats.served + stats.redecoded, 80, "{stats:?}");
+    }
+
+    /// Reads a board's chunks, `hold` data chunks in hand at a time (a pipeline's
+    /// backlog), pausing `pause` after each; counts the window's blocks with data.
+    fn read_slowly(
+        feed: Feed,
+        hold: usize,
+        pause: std::time::Duration,
+        shared: &SharedImage,
+        most_in_window: &std::sync::atomic::AtomicUsize,
+    ) -> Vec<u8> {
+        let mut out = Vec::new();
+        let mut in_hand = VecDeque::new();
+        loop {
+            match feed.decoded.recv().unwrap() {
+                Decoded::Chunk(c) => {
+                    out.extend_from_slice(c.data());
+                    let held = shared.inner.lock().data_blocks;
+                    most_in_window.fetch_max(held, std::sync::atomic::Ordering::Relaxed);
+                    in_hand.push_back(c);
+                    if in_hand.len() > hold {
+                        let done: Chunk = in_hand.pop_front().unwrap();
+                        let _ = feed.chunk_pool.try_send(done.buf);
+                    }
+                    std::thread::sleep(pause);
+                }
+                Decoded::End { .. } => return out,
+                Decoded::Failed(f) => panic!("{f:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_board_a_few_blocks_behind_is_served_from_the_window_and_the_window_stays_small() {
+        let dir = tempfile::tempdir().unwrap();
+        // Every block holds data: the window counts every one.
+        let (image, path) = crate::source::test_images::blocky_xz(
+            dir.path(),
+            "dense.raw.xz",
+            40 * CHUNK_LEN,
+            |_| true,
+        );
+        let source = ImageSource::open(&path).unwrap();
+        let pause = std::time::Duration::from_millis(5);
+        let run = |subscribe_late: bool| {
+            let shared = SharedImage::new(source.xz_blocks.clone().unwrap(), 24);
+            let most = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+            // Two boards at one pace, the second starting a few blocks later; it has its
+            // place at the window from the start (as a fleet's boards have), or not.
+            let early = (!subscribe_late).then(|| shared.subscribe());
+            let lead = shared.subscribe().start(0);
+            let (s, m) = (shared.clone(), most.clone());
+            let first = std::thread::spawn(move || read_slowly(lead, 1, pause, &s, &m));
+            std::thread::sleep(pause * 6);
+            let (behind, passed) = match early {
+                Some(subscription) => (subscription, 0),
+                None => {
+                    let subscription = shared.subscribe();
+                    (subscription, shared.inner.lock().base)
+                }
+            };
+            let behind = behind.start(0);
+            let (s, m) = (shared.clone(), most.clone());
+            let second = std::thread::spawn(move || read_slowly(behind, 1, pause, &s, &m));
+            assert!(first.join().unwrap() == image);
+            assert!(second.join().unwrap() == image);
+            assert_eq!(
+                shared.inner.lock().data_blocks,
+                0,
+                "nothing kept once all are past"
+            );
+            let most = most.load(std::sync::atomic::Ordering::Relaxed);
+            (shared.stats(), passed, most)
+        };
+
+        let (stats, _, most) = run(false);
+        assert_eq!(stats.redecoded, 0, "{stats:?}");
+        assert_eq!(stats.decoded, 40, "decoded once: {stats:?}");
+        // The window held the gap between the boards and the decoder's lead, not its cap.
+        assert!(most < 24, "at most {most} blocks with data in the window");
+
+        // A board that comes later decodes alone only what went by before it came.
+        let (stats, passed, _) = run(true);
+        assert!(passed > 0, "the first board had moved on");
+        assert!(
+            stats.redecoded <= passed as u64,
+            "{stats:?}, {passed} gone by"
+        );
         assert_eq!(stats.served + stats.redecoded, 80, "{stats:?}");
     }
 }

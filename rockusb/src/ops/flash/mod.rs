@@ -693,7 +693,7 @@ fn write_tail<S: Sectors>(
         .held
         .iter()
         .map(|r| (r.offset, &r.data[..]))
-        .chain([(end.tail.0, end.tail.1.as_slice())])
+        .chain(end.tail.iter().map(|c| (c.offset, c.data())))
         .collect();
     let full_gpt = GptReport::read(
         held,

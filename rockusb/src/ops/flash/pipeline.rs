@@ -21,6 +21,7 @@
 //! Runs inside the leading must-write region (bootloader and GPT) are *held* and go to the
 //! writer last (see [`super`] for why).
 
+use crate::source::block_pool::PooledBlock;
 use crate::source::xz_blocks::{ParallelBlocks, Piece, XzBlocks};
 use rockusb_images::ByteRange;
 use rockusb_images::bmap::{BmapVerifyError, RangeVerifier};
@@ -65,7 +66,7 @@ pub struct Chunk {
     pub len: usize,
     /// Bytes of a decoded block several boards read (a fleet's shared decoder,
     /// [`crate::source::shared`]), and where in it the chunk starts: no copy per board.
-    pub shared: Option<(Arc<Vec<u8>>, usize)>,
+    pub shared: Option<(Arc<PooledBlock>, usize)>,
 }
 
 impl Chunk {
@@ -179,8 +180,8 @@ pub struct StreamEnd {
     pub stats: PlanStats,
     /// Runs of the leading must-write region, in image order.
     pub held: Vec<Run>,
-    /// The image's last bytes: (offset, bytes).
-    pub tail: (u64, Vec<u8>),
+    /// The image's last chunks, in order (read for its backup GPT, not copied).
+    pub tail: Vec<Chunk>,
 }
 
 pub enum ToWriter {
@@ -798,16 +799,11 @@ impl HashStage {
         if !self.prefix_announced {
             let _ = self.out.send(ToWriter::PrefixChecked);
         }
-        let tail_offset = self.tail.first().map_or(len, |c| c.offset);
-        let mut tail = Vec::new();
-        for c in &self.tail {
-            tail.extend_from_slice(c.data());
-        }
         let _ = self.out.send(ToWriter::End(StreamEnd {
             len,
             stats,
             held: std::mem::take(&mut self.held),
-            tail: (tail_offset, tail),
+            tail: std::mem::take(&mut self.tail),
         }));
     }
 }
@@ -833,11 +829,11 @@ mod tests {
 
     #[test]
     fn a_chunk_of_a_shared_block_reads_its_own_slice() {
-        let block = Arc::new(
+        let block = Arc::new(PooledBlock::unpooled(
             (0..3 * CHUNK_LEN)
                 .map(|i| (i % 253) as u8)
                 .collect::<Vec<u8>>(),
-        );
+        ));
         let chunk = Chunk {
             offset: 5 * CHUNK_LEN as u64,
             buf: vec![0u8; 1],
