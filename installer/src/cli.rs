@@ -96,6 +96,10 @@ fn run_install(
         warn_unknown_options(extra, stderr);
     }
     let report = install::install(&request)?;
+    for warning in &report.dtb_warnings {
+        // Like the options' warning: worth seeing in the install's log, not failing for.
+        let _ = writeln!(stderr, "warning: {warning}");
+    }
     // The host ignores stdout on install; it is a log for people running it by hand.
     let mut log = match report.bootloader {
         Some(outcome) => {

@@ -107,7 +107,17 @@ pub enum DtbGateError {
 pub struct AcceptedDtb {
     pub model: Option<String>,
     pub compatible: Vec<String>,
+    /// What works with this tree but not as a user would expect (the board still runs
+    /// Talos): said at install and by `check-dtb`, never a refusal.
+    pub warnings: Vec<String>,
 }
+
+/// The debug UART the kernel's serial console (`ttyS2`) and the board's 3-pin header use.
+pub const CONSOLE_UART: Peripheral = Peripheral {
+    name: "the debug UART (uart2, serial@feb50000, Linux ttyS2: the board's serial header)",
+    unit_addresses: &["feb50000"],
+    compatibles: &["rockchip,rk3588-uart", "snps,dw-apb-uart"],
+};
 
 /// Checks that `dtb` is a NanoPi M6 device tree with all of the board's hardware enabled.
 pub fn check(dtb: &[u8]) -> Result<AcceptedDtb, DtbGateError> {
@@ -133,7 +143,12 @@ pub fn check(dtb: &[u8]) -> Result<AcceptedDtb, DtbGateError> {
         missing.push(problem);
     }
     if missing.is_empty() {
-        Ok(AcceptedDtb { model, compatible })
+        let warnings = console_warning(&fdt).into_iter().collect();
+        Ok(AcceptedDtb {
+            model,
+            compatible,
+            warnings,
+        })
     } else {
         Err(DtbGateError::MissingHardware { missing })
     }
@@ -166,6 +181,32 @@ fn check_peripheral(fdt: &Fdt, peripheral: &Peripheral) -> Result<(), Missing> {
 
 /// Every CPU must point at an OPP table with at least one `opp-hz` entry; without it
 /// cpufreq cannot scale and the big cores stay at their boot clock.
+/// Vendor trees (FriendlyElec's, Armbian's BSP builds) disable uart2 and give it to
+/// Rockchip's FIQ debugger (`ttyFIQ0`), a driver only the BSP kernels have: with Talos's
+/// kernel the serial header then goes quiet once early boot is over. The board runs, so
+/// this is said, not refused.
+fn console_warning(fdt: &Fdt) -> Option<String> {
+    let problem = check_peripheral(fdt, &CONSOLE_UART).err()?;
+    let fiq_debugger = fdt.nodes().iter().enumerate().any(|(index, node)| {
+        node.is_compatible_with_any(&["rockchip,fiq-debugger"]) && fdt.is_enabled(index)
+    });
+    let why = if fiq_debugger {
+        "; this tree hands it to Rockchip's FIQ debugger (ttyFIQ0), which only Rockchip's BSP kernels have"
+    } else {
+        ""
+    };
+    Some(format!(
+        "{} is not enabled ({}){why}: Talos's kernel prints nothing on the serial console \
+         (console={}) after early boot. For a serial console, use a DTB with \
+         serial@feb50000 enabled (the upstream rk3588s-nanopi-m6 tree, or this one with \
+         status = \"okay\" there). U-Boot still prints there, and so does early boot with the \
+         earlycon option.",
+        CONSOLE_UART.name,
+        problem.reason,
+        crate::board::CONSOLE_TTY,
+    ))
+}
+
 fn check_cpu_operating_points(fdt: &Fdt) -> Result<(), Missing> {
     let missing = |reason: String| Missing {
         name: CPU_OPP_NAME,

@@ -65,6 +65,8 @@ pub struct InstallReport {
     pub dtb_files: Vec<PathBuf>,
     /// The ESP path that was not mounted, when the DTB was left for a later upgrade.
     pub dtb_skipped: Option<PathBuf>,
+    /// What the DTB gate said of the installed tree without refusing it.
+    pub dtb_warnings: Vec<String>,
 }
 
 fn read_artifact(path: &Path) -> Result<Vec<u8>, InstallError> {
@@ -117,7 +119,7 @@ pub fn install(request: &InstallRequest) -> Result<InstallReport, InstallError> 
         });
     }
     let dtb = read_artifact(&dtb_path)?;
-    dtb_gate::check(&dtb).map_err(|source| InstallError::Dtb {
+    let accepted = dtb_gate::check(&dtb).map_err(|source| InstallError::Dtb {
         path: dtb_path.clone(),
         source,
     })?;
@@ -140,5 +142,6 @@ pub fn install(request: &InstallRequest) -> Result<InstallReport, InstallError> 
         bootloader_len: image.as_ref().map_or(0, |i| i.len() as u64),
         dtb_files,
         dtb_skipped,
+        dtb_warnings: accepted.warnings,
     })
 }

@@ -362,3 +362,46 @@ fn a_dtb_of_twenty_thousand_cpus_is_checked_and_reported() {
     let result = dtb_gate::check(&dtb);
     assert!(missing_names(result).contains(&CPU_OPP_NAME));
 }
+
+#[test]
+fn a_tree_that_gives_the_debug_uart_to_the_fiq_debugger_is_accepted_with_a_console_warning() {
+    let test = "a_tree_without_the_debug_uart_warns_about_the_console";
+    let Some(dir) = rockusb_testkit::testdata(test) else {
+        return;
+    };
+    // Both vendor trees disable uart2 and run it as the FIQ debugger (ttyFIQ0).
+    for relative in M6_DTBS {
+        let accepted = dtb_gate::check(&read(&dir, relative)).unwrap();
+        let [warning] = &accepted.warnings[..] else {
+            panic!(
+                "{relative}: one console warning expected, got {:?}",
+                accepted.warnings
+            );
+        };
+        for words in ["serial@feb50000", "is disabled", "ttyFIQ0", "console=ttyS2"] {
+            assert!(warning.contains(words), "{relative}: {warning}");
+        }
+    }
+    if !rockusb_testkit::tool(test, "dtc", "device-tree-compiler") {
+        return;
+    }
+    // The same tree with uart2 enabled and the FIQ debugger off: nothing to say.
+    let dtb = read(&dir, M6_DTBS[0]);
+    let uart = path_of(&dtb, "serial@feb50000");
+    let fiq = path_of(&dtb, "fiq-debugger");
+    let fixed = amend_with_dtc(
+        &dtb,
+        &format!(
+            "&{{{uart}}} {{ status = \"okay\"; }};\n&{{{fiq}}} {{ status = \"disabled\"; }};\n"
+        ),
+    );
+    assert_eq!(
+        dtb_gate::check(&fixed).unwrap().warnings,
+        Vec::<String>::new()
+    );
+    // Without the FIQ debugger but with uart2 still off, the warning gives no FIQ reason.
+    let quiet = amend_with_dtc(&dtb, &format!("&{{{fiq}}} {{ status = \"disabled\"; }};\n"));
+    let warnings = dtb_gate::check(&quiet).unwrap().warnings;
+    assert_eq!(warnings.len(), 1, "{warnings:?}");
+    assert!(!warnings[0].contains("ttyFIQ0"), "{}", warnings[0]);
+}

@@ -43,11 +43,16 @@ fn check_dtbs(files: &[String]) -> Result<(), String> {
     let mut failures = 0;
     for file in files {
         match read(Path::new(file)).and_then(|b| dtb_gate::check(&b).map_err(|e| e.to_string())) {
-            Ok(accepted) => println!(
-                "{file}: OK, {} ({})",
-                accepted.model.as_deref().unwrap_or("no model"),
-                accepted.compatible.join(", ")
-            ),
+            Ok(accepted) => {
+                println!(
+                    "{file}: OK, {} ({})",
+                    accepted.model.as_deref().unwrap_or("no model"),
+                    accepted.compatible.join(", ")
+                );
+                for warning in &accepted.warnings {
+                    println!("{file}: warning: {warning}");
+                }
+            }
             Err(err) => {
                 eprintln!("{file}: {err}");
                 failures += 1;
@@ -130,6 +135,14 @@ fn pack(args: &[String]) -> Result<(), String> {
             .map_err(|_| format!("SOURCE_DATE_EPOCH {text:?} is not a number of seconds"))?,
         Err(_) => 0,
     };
+    // The gate refuses at validation below; what it says without refusing is said here.
+    for (name, dtb) in &tree.dtbs {
+        if let Ok(accepted) = dtb_gate::check(dtb) {
+            for warning in &accepted.warnings {
+                eprintln!("warning: {name}: {warning}");
+            }
+        }
+    }
     let write = |bytes: &[u8]| {
         std::fs::write(&output, bytes)
             .map_err(|e| format!("cannot write {}: {e}", output.display()))
