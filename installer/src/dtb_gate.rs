@@ -179,8 +179,6 @@ fn check_peripheral(fdt: &Fdt, peripheral: &Peripheral) -> Result<(), Missing> {
     })
 }
 
-/// Every CPU must point at an OPP table with at least one `opp-hz` entry; without it
-/// cpufreq cannot scale and the big cores stay at their boot clock.
 /// Vendor trees (FriendlyElec's, Armbian's BSP builds) disable uart2 and give it to
 /// Rockchip's FIQ debugger (`ttyFIQ0`), a driver only the BSP kernels have: with Talos's
 /// kernel the serial header then goes quiet once early boot is over. The board runs, so
@@ -207,6 +205,8 @@ fn console_warning(fdt: &Fdt) -> Option<String> {
     ))
 }
 
+/// Every CPU must point at an OPP table with at least one `opp-hz` entry; without it
+/// cpufreq cannot scale and the big cores stay at their boot clock.
 fn check_cpu_operating_points(fdt: &Fdt) -> Result<(), Missing> {
     let missing = |reason: String| Missing {
         name: CPU_OPP_NAME,

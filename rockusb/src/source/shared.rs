@@ -5,7 +5,7 @@
 //! recent blocks; every board's flash takes its blocks from the window and copies them into
 //! its own pipeline ([`Subscription::start`] gives what [`crate::ops::flash::pipeline::start_decode`]
 //! gives a lone board). The decoder runs [`WINDOW_AHEAD`] blocks with data ahead of the board
-//! furthest along, and the window keeps a block until every board inside it has taken it,
+//! furthest along, and the window keeps a block until every subscribed board has taken it,
 //! but never more than [`WINDOW_DATA_BLOCKS`] blocks with data, so memory stays bounded by
 //! the boards' spread rather than by a fixed read-ahead. A board that falls behind the
 //! window does not hold the others back: it decodes the blocks it missed on its own,

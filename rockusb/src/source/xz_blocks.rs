@@ -65,9 +65,9 @@ pub fn decode_block(file: &FileAt, block: &XzBlock, out: &mut Vec<u8>) -> io::Re
 ///
 /// Each block goes through the decoder as a stream of its own, one after another into one
 /// decoder that accepts concatenated streams: liblzma then keeps its dictionary (256 KiB
-/// to 8 MiB, by the preset) from one block to the next instead of allocating and faulting
-/// it in afresh for every block, which on a station decoding for several boards cost more
-/// system time than the decoding saved.
+/// to 8 MiB, by the preset) from one block to the next instead of allocating it afresh
+/// for every block, one more large buffer less churning through the allocator.
+#[derive(Default)]
 pub struct BlockDecoder {
     /// The one-block stream being decoded.
     stream: Vec<u8>,
@@ -75,18 +75,9 @@ pub struct BlockDecoder {
     lzma: Option<liblzma::stream::Stream>,
 }
 
-impl Default for BlockDecoder {
-    fn default() -> Self {
-        Self::new()
-    }
-}
-
 impl BlockDecoder {
     pub fn new() -> Self {
-        BlockDecoder {
-            stream: Vec::new(),
-            lzma: None,
-        }
+        Self::default()
     }
 
     /// Decodes `block` of `file` into `out` (cleared first); liblzma checks the block's
